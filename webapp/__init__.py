@@ -1,0 +1,53 @@
+"""Personas Import: the Flask app factory."""
+from pathlib import Path
+
+from flask import Flask
+from htmx_flask import Htmx
+
+from webapp.config import load_config
+from webapp.db import db, init_db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: settings, database, blueprints, security headers, error pages."""
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    instance = Path((test_config or {}).get("INSTANCE_PATH", app.instance_path))
+    app.config.update(load_config(instance))
+    if test_config:
+        app.config.update(test_config)
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + 64 * 1024
+    if app.config["EMBEDDING"]:
+        app.config.update(SESSION_COOKIE_SAMESITE="None", SESSION_COOKIE_SECURE=True)
+    Htmx(app)
+    init_db(app.config["DATABASE_URL"])
+
+    @app.before_request
+    def _connect():
+        db.connect(reuse_if_open=True)
+
+    @app.teardown_appcontext
+    def _close(_exc):
+        if not db.is_closed():
+            db.close()
+
+    from webapp import audiences, auth, errors, imports, personas, security, wizard
+
+    security.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(personas.bp)
+    app.register_blueprint(audiences.bp)
+    app.register_blueprint(wizard.bp)
+    app.register_blueprint(imports.bp)
+
+    from webapp.cli import register_commands
+
+    register_commands(app)
+    return app

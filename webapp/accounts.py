@@ -1,0 +1,54 @@
+"""Accounts, users and memberships: the few writes the CLI and sign-in need."""
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from webapp.db import db
+from webapp.models import Account, Membership, User
+
+
+def create_account(name: str, region: str = "US", day_first: bool = False) -> Account:
+    """Create an account (brand); its name is unique."""
+    return Account.create(name=name.strip(), phone_region=region.upper(), day_first=day_first)
+
+
+def create_user(email: str, password: str, account: Account, role: str = Membership.OWNER) -> User:
+    """Create the user if new (else keep it) and give it role in account."""
+    with db.atomic():
+        user = User.get_or_none(User.email == email.strip().lower())
+        if user is None:
+            user = User.create(email=email.strip().lower(), password_hash=generate_password_hash(password))
+        elif password:
+            user.password_hash = generate_password_hash(password)
+            user.save()
+        Membership.insert(user=user, account=account, role=role).on_conflict(
+            conflict_target=[Membership.user, Membership.account], update={Membership.role: role}
+        ).execute()
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The user with this email and password, or None."""
+    user = User.get_or_none(User.email == (email or "").strip().lower())
+    if user and check_password_hash(user.password_hash, password or ""):
+        return user
+    return None
+
+
+def role_in(user: User, account: Account) -> str | None:
+    """The user's role in account, or None when not a member."""
+    membership = Membership.get_or_none(Membership.user == user, Membership.account == account)
+    return membership.role if membership else None
+
+
+def accounts_of(user: User) -> list[Account]:
+    """The accounts a user belongs to, by name."""
+    return list(Account.select().join(Membership).where(Membership.user == user).order_by(Account.name))
+
+
+def memberships_of(user: User) -> list[Membership]:
+    """The user's memberships with their accounts loaded, by account name."""
+    return list(
+        Membership.select(Membership, Account)
+        .join(Account)
+        .where(Membership.user == user)
+        .order_by(Account.name)
+    )

@@ -1,0 +1,42 @@
+"""Settings from the environment, with the embedded defaults `make run` needs."""
+import os
+import secrets
+from pathlib import Path
+
+
+def _secret_key(instance: Path) -> str:
+    """SECRET_KEY from the environment, else one generated once into instance/."""
+    if os.environ.get("SECRET_KEY"):
+        return os.environ["SECRET_KEY"]
+    path = instance / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load_config(instance: Path) -> dict:
+    """The app's settings: environment first, defaults for a laptop otherwise."""
+    instance.mkdir(parents=True, exist_ok=True)
+    frame_ancestors = os.environ.get("FRAME_ANCESTORS", "'self'").split()
+    return {
+        "SECRET_KEY": _secret_key(instance),
+        "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{instance / 'personas.db'}"),
+        "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        "MAX_UPLOAD_MB": int(os.environ.get("MAX_UPLOAD_MB", "100")),
+        "MAX_ROWS": int(os.environ.get("MAX_ROWS", "2000000")),
+        "FRAME_ANCESTORS": frame_ancestors,
+        # Embedding from another site needs cross-site cookies (SameSite=None; Secure; Partitioned).
+        "EMBEDDING": any(origin != "'self'" for origin in frame_ancestors),
+        "TERMS_VERSION": os.environ.get("TERMS_VERSION", "2026-11"),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+    }
+
+
+def limits_from_env():
+    """Upload limits for processes without a Flask app (RQ workers)."""
+    from webapp.importer.flow import Limits
+
+    return Limits(max_bytes=int(os.environ.get("MAX_UPLOAD_MB", "100")) * 1024 * 1024,
+                  max_rows=int(os.environ.get("MAX_ROWS", "2000000")))

@@ -1,0 +1,39 @@
+"""One database for the app, the worker and the CLI: a Peewee proxy bound by init_db()."""
+from peewee import DatabaseProxy, PostgresqlDatabase, SqliteDatabase
+from playhouse.db_url import connect
+
+db = DatabaseProxy()
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    # Web requests, the runner thread and the CLI share one file: wait instead of failing.
+    "busy_timeout": 30000,
+    "synchronous": "normal",
+    "cache_size": -64 * 1024,
+}
+
+
+def init_db(url: str):
+    """Bind the proxy to the database at url and return it."""
+    if url.startswith("sqlite"):
+        database = connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+    else:
+        database = connect(url)
+    db.initialize(database)
+    return database
+
+
+def is_postgres() -> bool:
+    """True when the bound database is PostgreSQL (the COPY bulk path applies)."""
+    return isinstance(db.obj, PostgresqlDatabase)
+
+
+def is_sqlite() -> bool:
+    """True when the bound database is SQLite."""
+    return isinstance(db.obj, SqliteDatabase)
+
+
+def write_transaction():
+    """A transaction that takes the write lock up front on SQLite, so reads inside it stay current."""
+    return db.atomic("IMMEDIATE") if is_sqlite() else db.atomic()

@@ -1,0 +1,250 @@
+"""The data model: accounts and users, personas, imports with their file and staged rows, audit."""
+import datetime
+import json
+
+from peewee import (
+    BigIntegerField,
+    BlobField,
+    BooleanField,
+    CharField,
+    DateField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from webapp.db import db
+
+
+def utcnow() -> datetime.datetime:
+    """Naive UTC now: both databases store it as given."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+class JSONField(TextField):
+    """JSON stored as text, portable across SQLite and PostgreSQL."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class Account(BaseModel):
+    name = CharField(unique=True)
+    phone_region = CharField(default="US", max_length=2)
+    day_first = BooleanField(default=False)
+    created_at = DateTimeField(default=utcnow)
+
+
+class User(BaseModel):
+    email = CharField(unique=True)
+    name = CharField(default="")
+    password_hash = CharField()
+    created_at = DateTimeField(default=utcnow)
+
+
+class Membership(BaseModel):
+    OWNER, STAFF = "owner", "staff"
+
+    user = ForeignKeyField(User, backref="memberships", on_delete="CASCADE")
+    account = ForeignKeyField(Account, backref="memberships", on_delete="CASCADE")
+    role = CharField(default=STAFF)
+
+    class Meta:
+        indexes = ((("user", "account"), True),)
+
+
+class Import(BaseModel):
+    """One import, from its first upload: the wizard's state, then the job's state."""
+
+    class Meta:
+        table_name = "imports"
+
+    # draft -> validating -> validated -> queued -> running -> completed | failed; reverted after.
+    account = ForeignKeyField(Account, backref="imports", on_delete="CASCADE")
+    user = ForeignKeyField(User, on_delete="CASCADE")
+    file_name = CharField(default="")
+    sha256 = CharField(default="")
+    size = BigIntegerField(default=0)
+    kind = CharField(default="")
+    sheet = CharField(null=True)
+    sheet_names = JSONField(default=list)
+    header_line = IntegerField(null=True)
+    headers = JSONField(default=list)
+    samples = JSONField(default=dict)
+    mapping = JSONField(default=dict)
+    options = JSONField(default=dict)
+    file_error = TextField(null=True)
+    row_count = IntegerField(null=True)
+    terms_version = CharField(null=True)
+    terms_accepted_at = DateTimeField(null=True)
+    terms_accepted_by = ForeignKeyField(User, null=True, on_delete="SET NULL", backref="+")
+    terms_ip = CharField(null=True)
+    status = CharField(default="draft", index=True)
+    phase = CharField(default="")
+    rows_total = IntegerField(default=0)
+    rows_done = IntegerField(default=0)
+    counts = JSONField(default=dict)
+    review = JSONField(default=dict)
+    staged = BooleanField(default=False)
+    checkpoint = IntegerField(default=0)
+    lease = CharField(null=True)
+    attempt = IntegerField(default=0)
+    heartbeat_at = DateTimeField(null=True)
+    error_message = TextField(null=True)
+    audience_id = IntegerField(null=True)
+    file_deleted = BooleanField(default=False)
+    created_at = DateTimeField(default=utcnow)
+    queued_at = DateTimeField(null=True)
+    started_at = DateTimeField(null=True)
+    finished_at = DateTimeField(null=True)
+    reverted_at = DateTimeField(null=True)
+
+
+class UploadChunk(BaseModel):
+    """The uploaded file's bytes, in pieces, so any worker on any machine can stream it."""
+
+    upload = ForeignKeyField(Import, backref="chunks", on_delete="CASCADE")
+    seq = IntegerField()
+    data = BlobField()
+
+    class Meta:
+        indexes = ((("upload", "seq"), True),)
+
+
+class StagedRow(BaseModel):
+    """A parsed, normalized row kept by validation so applying never reads the file again."""
+
+    upload = ForeignKeyField(Import, on_delete="CASCADE")
+    seq = IntegerField()
+    line = IntegerField()
+    data = TextField()
+
+    class Meta:
+        indexes = ((("upload", "seq"), True),)
+
+
+class ImportProblem(BaseModel):
+    """One problem of one row: found when parsing, in the dry run, or when applying."""
+
+    upload = ForeignKeyField(Import, on_delete="CASCADE")
+    source = CharField()  # parse | review | apply
+    line = IntegerField()
+    column_name = CharField(default="")
+    value = TextField(default="")
+    reason = TextField()
+    severity = CharField()  # error | warning
+
+    class Meta:
+        indexes = ((("upload", "source", "line"), False),)
+
+
+class Persona(BaseModel):
+    account = ForeignKeyField(Account, backref="personas", on_delete="CASCADE")
+    email = CharField(null=True)
+    phone = CharField(null=True)
+    first_name = CharField(null=True)
+    last_name = CharField(null=True)
+    birthday = DateField(null=True)
+    gender = CharField(null=True)
+    street = CharField(null=True)
+    city = CharField(null=True)
+    state = CharField(null=True)
+    postal_code = CharField(null=True)
+    external_id = CharField(null=True)
+    loyalty_member = BooleanField(null=True)
+    loyalty_signup_date = DateField(null=True)
+    points = BigIntegerField(default=0)
+    sms_opt_in = BooleanField(default=False)
+    sms_opt_out = BooleanField(default=False)
+    sms_consent_at = DateTimeField(null=True)
+    sms_consent_import = IntegerField(null=True)
+    sms_consent_user = IntegerField(null=True)
+    sms_consent_terms = CharField(null=True)
+    email_opt_in = BooleanField(default=False)
+    email_opt_out = BooleanField(default=False)
+    email_consent_at = DateTimeField(null=True)
+    email_consent_import = IntegerField(null=True)
+    email_consent_user = IntegerField(null=True)
+    email_consent_terms = CharField(null=True)
+    customer_type = CharField(null=True)
+    archived = BooleanField(default=False)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("account", "email"), True),
+            (("account", "phone"), True),
+        )
+
+
+class PersonaAttribute(BaseModel):
+    persona = ForeignKeyField(Persona, backref="attributes", on_delete="CASCADE")
+    name = CharField()
+
+    class Meta:
+        indexes = ((("persona", "name"), True),)
+
+
+class Audience(BaseModel):
+    account = ForeignKeyField(Account, backref="audiences", on_delete="CASCADE")
+    name = CharField()
+    source_import = IntegerField(null=True, index=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class AudienceMember(BaseModel):
+    audience = ForeignKeyField(Audience, backref="members", on_delete="CASCADE")
+    persona = ForeignKeyField(Persona, on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("audience", "persona"), True),)
+
+
+class AuditEntry(BaseModel):
+    """One change to one persona: who, when, from which import row, each field's old and new value."""
+
+    account = ForeignKeyField(Account, on_delete="CASCADE")
+    # Plain ids, not foreign keys: the history outlives a persona removed by a revert.
+    persona_id = IntegerField(index=True)
+    import_id = IntegerField(null=True)
+    row = IntegerField(null=True)
+    user_id = IntegerField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    action = CharField()  # created | updated | reverted | archived
+    changes = JSONField(default=dict)
+    note = CharField(null=True)
+
+    class Meta:
+        # A row of an import is applied once: the backstop under the checkpoint.
+        indexes = ((("import_id", "row"), True),)
+
+
+class RememberedMapping(BaseModel):
+    account = ForeignKeyField(Account, on_delete="CASCADE")
+    header_key = CharField()
+    target = CharField()
+
+    class Meta:
+        indexes = ((("account", "header_key"), True),)
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField()
+
+
+MODELS = [
+    Account, User, Membership, Import, UploadChunk, StagedRow, ImportProblem, Persona,
+    PersonaAttribute, Audience, AudienceMember, AuditEntry, RememberedMapping, SchemaVersion,
+]

@@ -1,0 +1,29 @@
+"""Create or upgrade the schema: idempotent, with later changes as playhouse.migrate steps."""
+from playhouse.migrate import PostgresqlMigrator, SqliteMigrator
+
+from webapp.db import db, is_postgres
+from webapp.models import MODELS, SchemaVersion
+
+# Each step upgrades from the version before it; append, never edit a released step.
+MIGRATIONS: list = []
+CURRENT_VERSION = 1 + len(MIGRATIONS)
+
+
+def migrator():
+    """The playhouse migrator for the bound database."""
+    return PostgresqlMigrator(db.obj) if is_postgres() else SqliteMigrator(db.obj)
+
+
+def init_schema() -> int:
+    """Create missing tables, run pending migrations, and return the schema version."""
+    with db.atomic():
+        db.create_tables(MODELS, safe=True)
+        row = SchemaVersion.select().first()
+        if row is None:
+            row = SchemaVersion.create(version=CURRENT_VERSION)
+        for step in MIGRATIONS[row.version - 1:]:
+            step(migrator())
+        if row.version != CURRENT_VERSION:
+            row.version = CURRENT_VERSION
+            row.save()
+    return row.version

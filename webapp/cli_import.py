@@ -1,0 +1,201 @@
+"""The CLI contract other tools drive the product through: import, export, revert, archive, worker."""
+import json
+import os
+import sys
+import time
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from webapp.db import write_transaction
+from webapp.importer import flow
+from webapp.importer.errors import FileRefused
+from webapp.importer.export import export_personas
+from webapp.importer.fields import FIELDS
+from webapp.importer.revert import revert
+from webapp.importer.values import ParseContext, parse_email, parse_phone
+from webapp.models import (
+    Account, Audience, AuditEntry, Import, ImportProblem, Membership, Persona, User,
+)
+from worker.queue import WAITING_MESSAGE, enqueue
+
+POLL_SECONDS = 0.2
+
+
+def _print(payload) -> None:
+    click.echo(json.dumps(payload, default=str))
+
+
+def _refuse(message: str):
+    _print({"status": "refused", "error": message})
+    sys.exit(2)
+
+
+def _owner(account_name: str, user_email: str) -> tuple[Account, User]:
+    account = Account.get_or_none(Account.name == account_name)
+    if account is None:
+        _refuse(f"There is no account named {account_name!r}.")
+    user = User.get_or_none(User.email == user_email.strip().lower())
+    membership = user and Membership.get_or_none(Membership.user == user, Membership.account == account)
+    if not membership or membership.role != Membership.OWNER:
+        _refuse(f"{user_email} is not an owner of {account_name}; only owners may import and revert.")
+    return account, user
+
+
+def _limits() -> flow.Limits:
+    config = current_app.config
+    return flow.Limits(config["MAX_UPLOAD_MB"] * 1024 * 1024, config["MAX_ROWS"])
+
+
+def _run_job(kind: str, upload: Import, status: str, done: tuple[str, ...]) -> Import:
+    """Queue a job the way the wizard does and wait for the import row to say it ended."""
+    flow.mark_queued(upload, status)
+    if not enqueue(kind, upload.id, current_app.config["REDIS_URL"], _limits()):
+        _print({"import_id": upload.id, "status": status, "message": WAITING_MESSAGE})
+        sys.exit(1)
+    while (upload := Import.get_by_id(upload.id)).status not in done:
+        time.sleep(POLL_SECONDS)
+    return upload
+
+
+def _apply_overrides(upload: Import, overrides: tuple[str, ...]) -> dict:
+    mapping = dict(upload.mapping)
+    for override in overrides:
+        header, sep, target = override.rpartition("=")
+        if not sep or not header:
+            _refuse(f"--map takes 'Header=field', got {override!r}.")
+        if header not in mapping:
+            _refuse(f"--map names a column the file does not have: {header!r}. Its columns: {', '.join(upload.headers)}.")
+        mapping[header] = target.strip()
+    return mapping
+
+
+def _problems(import_id: int, sources: tuple[str, ...]) -> list[dict]:
+    query = (ImportProblem.select().where((ImportProblem.upload == import_id) & ImportProblem.source.in_(sources))
+             .order_by(ImportProblem.line, ImportProblem.id))
+    return [{"row": p.line, "column": p.column_name, "value": p.value, "reason": p.reason,
+             "severity": p.severity} for p in query]
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--account", "account_name", required=True)
+@click.option("--user", "user_email", required=True)
+@click.option("--accept-terms", is_flag=True, help="Accept the consent terms (required unless --dry-run).")
+@click.option("--sheet", default=None, help="The sheet to import from a workbook with several.")
+@click.option("--map", "overrides", multiple=True, help="'Header=field' (or ignore, attribute:NAME); repeatable.")
+@click.option("--opt-in-sms", is_flag=True, help="Opt in every persona of the file to SMS.")
+@click.option("--opt-in-email", is_flag=True, help="Opt in every persona of the file to email.")
+@click.option("--dry-run", is_flag=True, help="Validate and count; write nothing to personas.")
+@with_appcontext
+def import_command(file, account_name, user_email, accept_terms, sheet, overrides, opt_in_sms, opt_in_email,
+                   dry_run):
+    """Import a CSV/XLSX/XLS file of personas, wait for the end and print the result as JSON."""
+    account, user = _owner(account_name, user_email)
+    if not accept_terms and not dry_run:
+        _refuse("The consent terms were not accepted: pass --accept-terms.")
+    try:
+        with open(file, "rb") as stream:
+            upload = flow.start_upload(account, user, os.path.basename(file), stream, _limits())
+        if sheet is not None:
+            flow.describe(upload, _limits(), sheet=sheet)
+        if upload.file_error:
+            raise FileRefused(upload.file_error)
+        errors = flow.set_mapping(upload, _apply_overrides(upload, overrides))
+        if errors:
+            raise FileRefused(" ".join(errors))
+    except FileRefused as refused:
+        _refuse(refused.message)
+    upload = _run_job("validate", upload, "validating", ("validated", "failed"))
+    if upload.status == "failed":
+        _refuse(upload.error_message)
+    if dry_run:
+        review = upload.review
+        _print({"import_id": upload.id, "status": "dry_run", "rows": review["rows"],
+                **{k: review[k] for k in ("created", "updated", "unchanged", "rejected", "warnings")},
+                "audience": None, "problems": _problems(upload.id, ("parse", "review"))})
+        return
+    flow.accept_terms(upload, user, None, current_app.config["TERMS_VERSION"], opt_in_sms, opt_in_email)
+    upload = _run_job("import", upload, "queued", ("completed", "failed"))
+    if upload.status == "failed":
+        _print({"import_id": upload.id, "status": "failed", "error": upload.error_message})
+        sys.exit(1)
+    audience = Audience.get_or_none(Audience.id == upload.audience_id)
+    counts = upload.counts
+    _print({"import_id": upload.id, "status": "completed", "rows": upload.rows_total,
+            **{k: counts.get(k, 0) for k in ("created", "updated", "unchanged", "rejected", "warnings")},
+            "audience": audience.name if audience else None, "problems": _problems(upload.id, ("parse", "apply"))})
+
+
+@click.command("export")
+@click.option("--account", "account_name", required=True)
+@with_appcontext
+def export_command(account_name):
+    """Print the account's personas as a JSON array, ordered by id."""
+    account = Account.get_or_none(Account.name == account_name)
+    if account is None:
+        _refuse(f"There is no account named {account_name!r}.")
+    _print(export_personas(account.id))
+
+
+@click.command("revert")
+@click.argument("import_id", type=int)
+@click.option("--account", "account_name", required=True)
+@click.option("--user", "user_email", required=True)
+@with_appcontext
+def revert_command(import_id, account_name, user_email):
+    """Undo an import; print what was reverted and what could not be."""
+    account, user = _owner(account_name, user_email)
+    try:
+        _print(revert(import_id, account.id, user.id))
+    except FileRefused as refused:
+        _refuse(refused.message)
+
+
+@click.command("archive")
+@click.option("--account", "account_name", required=True)
+@click.option("--email", default=None)
+@click.option("--phone", default=None)
+@with_appcontext
+def archive_command(account_name, email, phone):
+    """Archive a persona: imports reject rows matching it and never re-activate it."""
+    account = Account.get_or_none(Account.name == account_name)
+    if account is None:
+        _refuse(f"There is no account named {account_name!r}.")
+    if bool(email) == bool(phone):
+        _refuse("Give exactly one of --email or --phone.")
+    ctx = ParseContext(region=account.phone_region)
+    field = "email" if email else "phone"
+    key, reason = (parse_email if email else parse_phone)(email or phone, ctx)
+    if reason:
+        _refuse(f"{FIELDS[field].label} {email or phone!r}: {reason}.")
+    with write_transaction():
+        column = getattr(Persona, field)
+        persona = Persona.get_or_none((Persona.account == account) & (column == key))
+        created = persona is None
+        if created:
+            # An unknown customer is added archived: the block list holds people not yet imported too.
+            persona = Persona.create(account=account, **{field: key}, archived=True)
+        elif not persona.archived:
+            persona.archived = True
+            persona.save()
+        AuditEntry.create(account=account, persona_id=persona.id, action="archived",
+                          changes={"archived": [False if not created else None, True]})
+    _print({"archived": True, "persona_id": persona.id, field: key, "created": created})
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@with_appcontext
+def worker_command(burst):
+    """Run an RQ worker for imports (needs REDIS_URL), recovering imports whose worker died."""
+    from worker.runner import run_worker
+
+    redis_url = current_app.config["REDIS_URL"]
+    if not redis_url:
+        raise click.UsageError("Set REDIS_URL (e.g. redis://127.0.0.1:6379/0) to run a worker.")
+    run_worker(redis_url, burst=burst)
+
+
+COMMANDS = [import_command, export_command, revert_command, archive_command, worker_command]

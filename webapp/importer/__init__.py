@@ -1,0 +1,1 @@
+"""The import core: reading files, parsing values, merging rows into personas. No Flask, no RQ."""

@@ -1,0 +1,266 @@
+"""Validate (dry run) and apply an import: staged rows, chunked set-based writes, exactly once.
+
+Validation parses the stored file once, stages every parsed row with the import and simulates the
+merge to count what would happen. Applying reads staged rows after the checkpoint, a chunk per
+transaction: the chunk's personas, audit entries, audience members, problems and the checkpoint
+commit together, so a worker killed anywhere resumes without applying a row twice.
+"""
+import json
+import uuid
+from collections import Counter
+from contextlib import contextmanager
+from datetime import timedelta
+from itertools import islice
+
+from peewee import IntegrityError
+
+from webapp.db import db, is_postgres, write_transaction
+from webapp.importer import bulk
+from webapp.importer.errors import FileRefused
+from webapp.importer.merge import Merger, PersonaIndex, Stamp
+from webapp.importer.personas_io import load_into, write_personas
+from webapp.importer.readers import open_table
+from webapp.importer.storage import opened_file
+from webapp.importer.values import ParseContext, RowParser
+from webapp.models import (
+    Account, Audience, AudienceMember, AuditEntry, Import, ImportProblem, StagedRow, utcnow,
+)
+
+CHUNK_ROWS = 2000
+STALE_AFTER = timedelta(seconds=60)
+# A unique-key race with a concurrent import is retried on fresh data.
+CONFLICT_RETRIES = 5
+
+
+class LeaseLost(Exception):
+    """Another run owns this import now; this one must stop without writing."""
+
+
+@contextmanager
+def import_table(upload: Import, max_rows: int, max_bytes: int):
+    """The stored file of an import, opened as a table with its chosen sheet and header row."""
+    with opened_file(upload) as local, open_table(
+            local, sheet=upload.sheet, header_line=upload.header_line, max_rows=max_rows, max_bytes=max_bytes) as table:
+        yield table
+
+
+def parse_context(account: Account) -> ParseContext:
+    """How this account reads phones and dates."""
+    return ParseContext(region=account.phone_region, day_first=account.day_first)
+
+
+def _batches(iterable, size):
+    iterator = iter(iterable)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _locked(import_id: int) -> Import:
+    query = Import.select().where(Import.id == import_id)
+    return (query.for_update() if is_postgres() else query).get()
+
+
+def claim(import_id: int, ready: tuple[str, ...], working: str) -> str | None:
+    """Take the import's lease when it is ready, or when its holder stopped beating; else None."""
+    with write_transaction():
+        upload = _locked(import_id)
+        stale = upload.heartbeat_at is None or upload.heartbeat_at < utcnow() - STALE_AFTER
+        if upload.status not in ready and not (upload.status == working and stale):
+            return None
+        upload.lease, upload.status = uuid.uuid4().hex, working
+        upload.attempt += 1
+        upload.heartbeat_at = upload.started_at = utcnow()
+        upload.error_message = None
+        upload.save()
+        return upload.lease
+
+
+def fail(import_id: int, lease: str | None, message: str) -> None:
+    """Mark the import failed with a message a marketer can read (if the lease is still ours)."""
+    query = Import.update(status="failed", error_message=message, finished_at=utcnow(), lease=None)
+    query = query.where(Import.id == import_id)
+    if lease is not None:
+        query = query.where(Import.lease == lease)
+    query.execute()
+
+
+def _problem_rows(import_id: int, source: str, problems) -> list[tuple]:
+    return [(import_id, source, p["row"], p["column"], p["value"], p["reason"], p["severity"]) for p in problems]
+
+
+def _insert_problems(rows: list[tuple]) -> None:
+    bulk.insert_rows(ImportProblem._meta.table_name,
+                     ["upload_id", "source", "line", "column_name", "value", "reason", "severity"], rows)
+
+
+def _columns_by_field(upload: Import) -> dict:
+    """The file header each persona field comes from, so problems name the user's own column."""
+    return {target: header for header, target in upload.mapping.items()}
+
+
+# ---------------------------------------------------------------- validation (dry run)
+
+def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int) -> dict:
+    """Parse and stage every row, simulate the merge, store and return the review counts."""
+    upload = Import.get_by_id(import_id)
+    with import_table(upload, max_rows, max_bytes) as table:
+        parser = RowParser(table.headers, upload.mapping, parse_context(upload.account))
+        with write_transaction():
+            StagedRow.delete().where(StagedRow.upload == upload).execute()
+            ImportProblem.delete().where(ImportProblem.upload == upload).execute()
+        simulation = _Simulation(upload)
+        seq = 0
+        for batch in _batches(table.rows(), CHUNK_ROWS):
+            parsed = [parser(line, cells) for line, cells in batch]
+            with write_transaction():
+                _check_lease(import_id, lease)
+                staged = []
+                for row in parsed:
+                    seq += 1
+                    staged.append((import_id, seq, row["line"], json.dumps(_staged_data(row), default=str)))
+                bulk.insert_rows(StagedRow._meta.table_name, ["upload_id", "seq", "line", "data"], staged)
+                _insert_problems(_problem_rows(import_id, "parse", (p for r in parsed for p in r["problems"])))
+                _insert_problems(_problem_rows(import_id, "review", simulation.run(parsed)))
+                Import.update(rows_done=seq, heartbeat_at=utcnow()).where(Import.id == import_id).execute()
+    if seq == 0:
+        raise FileRefused("The file has a header row but no customer rows.")
+    review = simulation.summary(seq)
+    with write_transaction():
+        _check_lease(import_id, lease)
+        Import.update(review=review, staged=True, rows_total=seq, rows_done=seq, row_count=seq,
+                      status="validated", lease=None, finished_at=utcnow()).where(Import.id == import_id).execute()
+    return review
+
+
+def _staged_data(row: dict) -> dict:
+    warnings = sum(1 for p in row["problems"] if p["severity"] == "warning")
+    return {"line": row["line"], "fields": row["fields"], "attributes": row["attributes"],
+            "error": row["error"], "cells": row["cells"], "warnings": warnings}
+
+
+class _Simulation:
+    """The dry run: the real merge over an in-memory overlay of the personas the file touches."""
+
+    def __init__(self, upload: Import):
+        self.upload, self.index, self.counts = upload, PersonaIndex(), Counter()
+        self.seen_emails, self.seen_phones = set(), set()
+        self.opted_out = {"sms": set(), "email": set()}
+        self.columns = _columns_by_field(upload)
+        stamp = Stamp(import_id=upload.id, user_id=upload.user_id, at=None, terms_version=None)
+        self.merger = Merger(self.index, stamp)
+
+    def run(self, parsed: list[dict]) -> list[dict]:
+        """Simulate a batch of parsed rows and return the problems the merge finds."""
+        emails = {r["fields"].get("email") for r in parsed} - self.seen_emails - {None}
+        phones = {r["fields"].get("phone") for r in parsed} - self.seen_phones - {None}
+        load_into(self.index, self.upload.account_id, emails, phones)
+        self.seen_emails |= emails
+        self.seen_phones |= phones
+        problems = []
+        for row in parsed:
+            self._note_opt_outs(row)
+            outcome = self.merger.apply(row)
+            self.counts[outcome.action] += 1
+            self.counts["warnings"] += sum(1 for p in row["problems"] if p["severity"] == "warning")
+            problems.extend(_named(outcome.problems, self.columns))
+        self.counts["warnings"] += sum(1 for p in problems if p["severity"] == "warning")
+        return problems
+
+    def _note_opt_outs(self, row: dict) -> None:
+        for channel in self.opted_out:
+            if row["fields"].get(f"{channel}_opt_out") is True:
+                keys = (row["fields"].get("email"), row["fields"].get("phone"))
+                self.opted_out[channel].update(k for k in keys if k)
+
+    def summary(self, rows: int) -> dict:
+        """Counts for the Review step, plus the in-file opt-outs the apply step must respect."""
+        counts = {name: self.counts[name] for name in ("created", "updated", "unchanged", "rejected", "warnings")}
+        return {"rows": rows, **counts, "opted_out": {k: sorted(v) for k, v in self.opted_out.items()}}
+
+
+def _named(problems: list[dict], columns: dict) -> list[dict]:
+    """Problems with the persona field replaced by the file's own column header."""
+    return [{**p, "column": columns.get(p["column"], p["column"])} for p in problems]
+
+
+def _check_lease(import_id: int, lease: str) -> Import:
+    upload = _locked(import_id)
+    if upload.lease != lease:
+        raise LeaseLost(f"import {import_id} is owned by another run")
+    return upload
+
+
+# ---------------------------------------------------------------- apply
+
+def apply(import_id: int, lease: str, chunk_rows: int = CHUNK_ROWS, after_chunk=None) -> Import:
+    """Apply staged rows after the checkpoint, one chunk per transaction, then mark the import completed."""
+    upload = Import.get_by_id(import_id)
+    stamp_base = _stamp(upload)
+    columns = _columns_by_field(upload)
+    while True:
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                with write_transaction():
+                    more = _apply_chunk(import_id, lease, stamp_base, columns, chunk_rows)
+                break
+            except IntegrityError:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+        if not more:
+            return Import.get_by_id(import_id)
+        if after_chunk:
+            after_chunk()
+
+
+def _stamp(upload: Import) -> Stamp:
+    opted_out = {k: set(v) for k, v in (upload.review.get("opted_out") or {}).items()}
+    opt_in_all = {"sms": bool(upload.options.get("opt_in_sms")), "email": bool(upload.options.get("opt_in_email"))}
+    return Stamp(import_id=upload.id, user_id=upload.user_id, at=None, terms_version=upload.terms_version,
+                 opt_in_all=opt_in_all, opted_out_keys=opted_out)
+
+
+def _apply_chunk(import_id: int, lease: str, stamp: Stamp, columns: dict, chunk_rows: int) -> bool:
+    upload = _check_lease(import_id, lease)
+    staged = list(StagedRow.select(StagedRow.seq, StagedRow.data)
+                  .where((StagedRow.upload == import_id) & (StagedRow.seq > upload.checkpoint))
+                  .order_by(StagedRow.seq).limit(chunk_rows).tuples())
+    now = utcnow()
+    if not staged:
+        Import.update(status="completed", finished_at=now, lease=None, heartbeat_at=now).where(
+            Import.id == import_id).execute()
+        return False
+    rows = [json.loads(data) for _, data in staged]
+    index = PersonaIndex()
+    load_into(index, upload.account_id, {r["fields"].get("email") for r in rows},
+              {r["fields"].get("phone") for r in rows}, lock=True)
+    stamp.at = now
+    outcomes = [Merger(index, stamp).apply(row) for row in rows]
+    changed = list({o.persona["id"]: o.persona for o in outcomes if o.changes and o.persona["id"]}.values())
+    write_personas(upload.account_id, changed, index.new, now)
+    audience_id = upload.audience_id or _create_audience(upload, now)
+    _write_audit(upload, outcomes, now)
+    touched = {o.persona["id"] for o in outcomes if o.action in ("created", "updated")}
+    bulk.insert_rows(AudienceMember._meta.table_name, ["audience_id", "persona_id"],
+                     [(audience_id, pid) for pid in sorted(touched)], ignore_conflicts=True)
+    problems = [p for o in outcomes for p in _named(o.problems, columns)]
+    _insert_problems(_problem_rows(import_id, "apply", problems))
+    counts = Counter(upload.counts)
+    counts.update(o.action for o in outcomes)
+    counts["warnings"] += sum(r["warnings"] for r in rows) + sum(p["severity"] == "warning" for p in problems)
+    # Staged rows are numbered 1..n, so the checkpoint is also the count of rows done.
+    Import.update(checkpoint=staged[-1][0], rows_done=staged[-1][0], counts=dict(counts), heartbeat_at=now, audience_id=audience_id).where(
+        (Import.id == import_id) & (Import.lease == lease)).execute()
+    return True
+
+
+def _create_audience(upload: Import, now) -> int:
+    name = f"Import: {upload.file_name} {now:%Y-%m-%d %H:%M}"
+    return Audience.create(account=upload.account_id, name=name, source_import=upload.id, created_at=now).id
+
+
+def _write_audit(upload: Import, outcomes, now) -> None:
+    entries = [(upload.account_id, o.persona["id"], upload.id, o.line, upload.user_id, now, o.action,
+                json.dumps(o.changes, default=str)) for o in outcomes if o.action in ("created", "updated")]
+    bulk.insert_rows(AuditEntry._meta.table_name,
+                     ["account_id", "persona_id", "import_id", "row", "user_id", "created_at", "action", "changes"],
+                     entries)

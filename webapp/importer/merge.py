@@ -1,0 +1,205 @@
+"""Row-by-row merge semantics on in-memory personas: matching, values, points, consent, attributes.
+
+The engine loads every persona a chunk can touch, runs these rules in file order, then writes the
+result set-based; so a chunk gives exactly what applying its rows one at a time would give.
+"""
+from dataclasses import dataclass, field
+from itertools import count
+
+# Fields a file value replaces (blank cells never reach here: the parser drops them).
+PLAIN_FIELDS = (
+    "email", "phone", "first_name", "last_name", "birthday", "gender", "street", "city", "state",
+    "postal_code", "external_id", "loyalty_member", "loyalty_signup_date", "customer_type",
+)
+CONSENT_CHANNELS = ("sms", "email")
+PERSONA_COLUMNS = PLAIN_FIELDS + (
+    "points", "sms_opt_in", "sms_opt_out", "sms_consent_at", "sms_consent_import", "sms_consent_user",
+    "sms_consent_terms", "email_opt_in", "email_opt_out", "email_consent_at", "email_consent_import",
+    "email_consent_user", "email_consent_terms", "archived",
+)
+
+
+def blank_persona() -> dict:
+    """A persona not yet in the database: no id, nothing set, zero points."""
+    persona = {name: None for name in PERSONA_COLUMNS}
+    persona.update(id=None, points=0, archived=False, attributes=set())
+    for channel in CONSENT_CHANNELS:
+        persona[f"{channel}_opt_in"] = persona[f"{channel}_opt_out"] = False
+    return persona
+
+
+def describe(persona: dict) -> str:
+    """How a problem names a persona: its id and the key a marketer recognises."""
+    key = persona.get("email") or persona.get("phone") or ""
+    if persona.get("id") is None:
+        return f"a customer created by row {persona['created_by_line']} ({key})"
+    return f"customer #{persona['id']} ({key})"
+
+
+@dataclass
+class Stamp:
+    """Who, when and under which terms this import changes consent."""
+
+    import_id: int
+    user_id: int
+    at: object
+    terms_version: str | None
+    opt_in_all: dict = field(default_factory=dict)  # channel -> bool (the wizard's boxes)
+    opted_out_keys: dict = field(default_factory=dict)  # channel -> emails/phones with an opt-out row
+
+
+@dataclass
+class Outcome:
+    """What one row did."""
+
+    line: int
+    action: str  # created | updated | unchanged | rejected
+    persona: dict | None = None
+    changes: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
+
+
+class PersonaIndex:
+    """Personas by id, email and phone, kept current as rows change keys."""
+
+    def __init__(self):
+        self.by_id, self.by_email, self.by_phone = {}, {}, {}
+        self.new = []
+        self._temp_ids = count(1)
+
+    def add_loaded(self, persona: dict) -> None:
+        """Index a persona read from the database unless a newer in-memory copy exists."""
+        if persona["id"] in self.by_id:
+            return
+        self.by_id[persona["id"]] = persona
+        self._index(persona)
+
+    def add_new(self, persona: dict) -> None:
+        """Index a persona this import creates."""
+        self.new.append(persona)
+        persona["temp_id"] = next(self._temp_ids)
+        self._index(persona)
+
+    def _index(self, persona: dict) -> None:
+        if persona["email"]:
+            self.by_email[persona["email"]] = persona
+        if persona["phone"]:
+            self.by_phone[persona["phone"]] = persona
+
+    def rekey(self, persona: dict, name: str, old, new) -> None:
+        """Move persona from its old email/phone to the new one."""
+        keys = self.by_email if name == "email" else self.by_phone
+        if old is not None and keys.get(old) is persona:
+            del keys[old]
+        keys[new] = persona
+
+
+class Merger:
+    """Apply parsed rows to an index of personas, one at a time, in file order."""
+
+    def __init__(self, index: PersonaIndex, stamp: Stamp):
+        self.index, self.stamp = index, stamp
+
+    def apply(self, row: dict) -> Outcome:
+        """Apply one parsed row and say what it did."""
+        line = row["line"]
+        if row.get("error"):
+            return Outcome(line, "rejected")
+        values = row["fields"]
+        email, phone = values.get("email"), values.get("phone")
+        by_email = self.index.by_email.get(email) if email else None
+        by_phone = self.index.by_phone.get(phone) if phone else None
+        if by_email is not None and by_phone is not None and by_email is not by_phone:
+            reason = (f"ambiguous match: the email matches {describe(by_email)} and the phone matches "
+                      f"{describe(by_phone)}; nothing was merged")
+            return Outcome(line, "rejected", problems=[_error(line, "", "", reason)])
+        persona = by_email or by_phone
+        if persona is not None and persona["archived"]:
+            reason = f"archived persona: {describe(persona)} is archived and is not re-activated by imports"
+            return Outcome(line, "rejected", problems=[_error(line, "", "", reason)])
+        outcome = Outcome(line, "updated")
+        if persona is None:
+            persona = blank_persona()
+            persona["created_by_line"] = line
+            outcome.action = "created"
+        outcome.persona = persona
+        self._set_fields(persona, values, outcome)
+        self._add_points(persona, values.get("points"), outcome)
+        for channel in CONSENT_CHANNELS:
+            self._consent(persona, channel, values, outcome)
+        self._add_attributes(persona, row.get("attributes") or (), outcome)
+        if outcome.action == "created":
+            self.index.add_new(persona)
+        elif not outcome.changes:
+            outcome.action = "unchanged"
+        return outcome
+
+    def _set_fields(self, persona: dict, values: dict, outcome: Outcome) -> None:
+        for name in PLAIN_FIELDS:
+            new = values.get(name)
+            if new is None or new == persona[name]:
+                continue
+            old = persona[name]
+            if name in ("email", "phone") and outcome.action != "created":
+                self.index.rekey(persona, name, old, new)
+            outcome.changes[name] = [old, new]
+            persona[name] = new
+
+    def _add_points(self, persona: dict, delta, outcome: Outcome) -> None:
+        if not delta:
+            return
+        old = persona["points"]
+        persona["points"] = old + delta
+        outcome.changes["points"] = [old, persona["points"]]
+        if persona["points"] < 0:
+            outcome.problems.append(_warning(
+                outcome.line, "points", str(delta), f"the points balance goes below zero ({persona['points']})"))
+
+    def _consent(self, persona: dict, channel: str, values: dict, outcome: Outcome) -> None:
+        opt_in, opt_out = f"{channel}_opt_in", f"{channel}_opt_out"
+        label = "SMS" if channel == "sms" else "Email"
+        if values.get(opt_out) is True:
+            target = (False, True)
+        elif values.get(opt_in) is True:
+            target = (True, False)
+            if persona[opt_out]:
+                outcome.problems.append(_warning(
+                    outcome.line, opt_in, "TRUE",
+                    f"this row's {label} opt-in lifts the customer's recorded {label} opt-out"))
+        elif self.stamp.opt_in_all.get(channel) and not persona[opt_out] and not self._opted_out_in_file(
+                persona, channel):
+            target = (True, False)
+        else:
+            return
+        if (persona[opt_in], persona[opt_out]) == target:
+            return
+        for name, new in zip((opt_in, opt_out), target):
+            if persona[name] != new:
+                outcome.changes[name] = [persona[name], new]
+                persona[name] = new
+        persona.update({
+            f"{channel}_consent_at": self.stamp.at, f"{channel}_consent_import": self.stamp.import_id,
+            f"{channel}_consent_user": self.stamp.user_id, f"{channel}_consent_terms": self.stamp.terms_version,
+        })
+
+    def _opted_out_in_file(self, persona: dict, channel: str) -> bool:
+        keys = self.stamp.opted_out_keys.get(channel) or ()
+        return bool(keys) and (persona["email"] in keys or persona["phone"] in keys)
+
+    def _add_attributes(self, persona: dict, names, outcome: Outcome) -> None:
+        added = [name for name in names if name not in persona["attributes"]]
+        if added:
+            outcome.changes["attributes"] = [sorted(persona["attributes"]), sorted(persona["attributes"] | set(added))]
+            persona["attributes"] |= set(added)
+
+
+def _problem(line: int, column: str, value: str, reason: str, severity: str) -> dict:
+    return {"row": line, "column": column, "value": value, "reason": reason, "severity": severity}
+
+
+def _error(line, column, value, reason) -> dict:
+    return _problem(line, column, value, reason, "error")
+
+
+def _warning(line, column, value, reason) -> dict:
+    return _problem(line, column, value, reason, "warning")

@@ -1,0 +1,46 @@
+"""Uploaded files live in the database, in chunks, so any worker on any machine can read them."""
+import hashlib
+import tempfile
+from contextlib import contextmanager
+
+from webapp.db import db
+from webapp.importer.errors import FileRefused
+from webapp.models import Import, UploadChunk
+
+CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def store_file(upload: Import, stream, max_bytes: int) -> None:
+    """Copy stream into the upload's chunks, recording size and sha256; refuse files over max_bytes."""
+    digest, size, seq = hashlib.sha256(), 0, 0
+    with db.atomic():
+        UploadChunk.delete().where(UploadChunk.upload == upload).execute()
+        while block := stream.read(CHUNK_BYTES):
+            size += len(block)
+            if size > max_bytes:
+                raise FileRefused(
+                    f"This file is larger than the upload limit of {max_bytes // (1024 * 1024)} MB. "
+                    "Split it into smaller files and import them one after the other."
+                )
+            digest.update(block)
+            UploadChunk.create(upload=upload, seq=seq, data=block)
+            seq += 1
+        upload.size, upload.sha256 = size, digest.hexdigest()
+        upload.save(only=[Import.size, Import.sha256])
+
+
+@contextmanager
+def opened_file(upload: Import):
+    """A seekable local copy of the stored file, spooled from the database chunk by chunk."""
+    with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as local:
+        chunks = UploadChunk.select(UploadChunk.data).where(UploadChunk.upload == upload).order_by(UploadChunk.seq)
+        for chunk in chunks.iterator():
+            local.write(bytes(chunk.data))
+        local.seek(0)
+        yield local
+
+
+def delete_file(upload: Import) -> None:
+    """Remove the stored file's bytes."""
+    UploadChunk.delete().where(UploadChunk.upload == upload).execute()
+

@@ -1,0 +1,1 @@
+"""Background execution of imports: RQ on Redis, or an in-process thread without Redis."""

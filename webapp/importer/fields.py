@@ -1,0 +1,204 @@
+"""The persona fields a file can fill, and matching file headers to them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Field:
+    """One persona field: its key, the label users see, how its cells parse, known headers."""
+
+    name: str
+    label: str
+    kind: str  # email, phone, text, date, bool, points, customer_type, postal_code
+    synonyms: tuple[str, ...]
+
+
+FIELDS: dict[str, Field] = {
+    f.name: f
+    for f in (
+        Field("email", "Email", "email", ("Email", "E-mail", "Email Address", "E-mail Address", "Customer Email")),
+        Field(
+            "phone",
+            "Phone",
+            "phone",
+            (
+                "Phone", "Phone Number", "Phone #", "Mobile", "Mobile Phone", "Mobile Number",
+                "Cell", "Cell Phone", "Cell Number", "Telephone", "Customer Phone",
+            ),
+        ),
+        Field("first_name", "First Name", "text", ("First Name", "First", "Given Name")),
+        Field("last_name", "Last Name", "text", ("Last Name", "Last", "Surname", "Family Name")),
+        Field("birthday", "Birthday", "date", ("Birthday", "Birth Date", "DOB", "Date of Birth")),
+        Field("gender", "Gender", "text", ("Gender",)),
+        Field(
+            "street",
+            "Street Address",
+            "text",
+            ("Address", "Street", "Street Address", "Address 1", "Address Line 1"),
+        ),
+        Field("city", "City", "text", ("City",)),
+        Field("state", "State", "text", ("State", "Province", "State/Province")),
+        Field("postal_code", "Postal Code", "postal_code", ("Zip", "Zip Code", "Postal Code", "Postcode")),
+        Field(
+            "external_id",
+            "External ID",
+            "text",
+            ("Customer ID", "External ID", "Member ID", "Customer Number", "Member Number"),
+        ),
+        Field("loyalty_member", "Loyalty Member", "bool", ("Loyalty", "Loyalty Member")),
+        Field(
+            "loyalty_signup_date",
+            "Loyalty Signup Date",
+            "date",
+            ("Loyalty Signup Date", "Loyalty Join Date", "Loyalty Enrollment Date"),
+        ),
+        # Points are added to the balance, so a "Points Balance" column must not match.
+        Field("points", "Points", "points", ("Points", "Loyalty Points")),
+        Field(
+            "sms_opt_in",
+            "Opt-in SMS",
+            "bool",
+            ("Opt-in SMS", "SMS Opt In", "Accepts SMS Marketing"),
+        ),
+        Field(
+            "email_opt_in",
+            "Opt-in Email",
+            "bool",
+            ("Opt-in Email", "Email Opt In", "Accepts Email Marketing"),
+        ),
+        Field("sms_opt_out", "Explicit SMS Opt-out", "bool", ("Explicit SMS Opt-out", "SMS Opt Out", "Opt-out SMS")),
+        Field(
+            "email_opt_out",
+            "Explicit Email Opt-out",
+            "bool",
+            ("Explicit Email Opt-out", "Email Opt Out", "Opt-out Email"),
+        ),
+        Field("customer_type", "Customer Type", "customer_type", ("Customer Type", "Medical/Recreational", "Med/Rec")),
+    )
+}
+
+IGNORE = "ignore"
+ATTRIBUTE_PREFIX = "attribute:"
+CONTACT_MESSAGE = "Map an Email or Phone column: personas are matched on phone or email"
+
+
+def normalize_header(header) -> str:
+    """A header reduced to lower-case letters and digits: 'E-mail ' == 'email'."""
+    if header is None:
+        return ""
+    return "".join(ch for ch in str(header).lower() if ch.isalnum())
+
+
+def _synonym_index() -> dict[str, str]:
+    index = {}
+    for f in FIELDS.values():
+        for synonym in f.synonyms:
+            key = normalize_header(synonym)
+            # Two fields claiming one header would make auto-matching order-dependent.
+            assert index.get(key, f.name) == f.name, f"{synonym!r} is a synonym of two fields"
+            index[key] = f.name
+    return index
+
+
+SYNONYMS: dict[str, str] = _synonym_index()
+
+
+def attribute_target(name: str) -> str:
+    """The mapping target for a custom attribute: 'attribute:<name, trimmed, lower-case>'."""
+    return ATTRIBUTE_PREFIX + " ".join(str(name).split()).lower()
+
+
+def attribute_name(target: str) -> str | None:
+    """The attribute name of an 'attribute:…' target, None for any other target."""
+    if target.startswith(ATTRIBUTE_PREFIX):
+        return " ".join(target[len(ATTRIBUTE_PREFIX):].split()).lower()
+    return None
+
+
+def _looks_boolean(values) -> bool:
+    from .values import parse_bool  # values imports this module
+
+    seen_word = False
+    for value in values:
+        parsed, reason = parse_bool(value)
+        if reason is not None:
+            return False
+        if parsed is None:
+            continue
+        # 1/0 alone is too weak a sign: ids and counts look the same in 3 samples.
+        if isinstance(value, bool) or (isinstance(value, str) and not value.strip().replace(".", "").isdigit()):
+            seen_word = True
+    return seen_word
+
+
+def auto_match(
+    headers: list[str],
+    remembered: dict[str, str] | None = None,
+    samples: dict[str, list] | None = None,
+) -> dict[str, str]:
+    """Suggest a target for every header: a field, 'attribute:<name>' or 'ignore'."""
+    remembered = {normalize_header(k): v for k, v in (remembered or {}).items()}
+    samples = samples or {}
+    mapping: dict[str, str] = {}
+    taken: set[str] = set()
+
+    def claim(header: str, target: str) -> bool:
+        name = attribute_name(target)
+        if name:
+            target = ATTRIBUTE_PREFIX + name
+        if target in taken:
+            return False
+        if target != IGNORE:
+            taken.add(target)
+        mapping[header] = target
+        return True
+
+    # Remembered choices come first so a synonym column further left cannot take their field.
+    for header in headers:
+        target = remembered.get(normalize_header(header))
+        if target is not None and _known_target(target):
+            if not claim(header, target):
+                mapping[header] = IGNORE
+    for header in headers:
+        if header in mapping:
+            continue
+        field_name = SYNONYMS.get(normalize_header(header))
+        if field_name and claim(header, field_name):
+            continue
+        if field_name is None and normalize_header(header) and _looks_boolean(samples.get(header) or ()):
+            if claim(header, attribute_target(header)):
+                continue
+        mapping[header] = IGNORE
+    return {header: mapping[header] for header in headers}
+
+
+def _known_target(target: str) -> bool:
+    return target == IGNORE or target in FIELDS or bool(attribute_name(target))
+
+
+def validate_mapping(mapping: dict[str, str]) -> list[str]:
+    """Messages for a mapping the user cannot import with; empty when it is fine."""
+    messages = []
+    columns_of: dict[str, list[str]] = {}
+    for header, target in mapping.items():
+        if target == IGNORE:
+            continue
+        name = attribute_name(target)
+        if name == "":
+            messages.append(f'Column "{header}" is mapped to a custom attribute without a name')
+        elif name is None and target not in FIELDS:
+            messages.append(f'Column "{header}" is mapped to an unknown field "{target}"')
+        else:
+            key = target if name is None else ATTRIBUTE_PREFIX + name
+            columns_of.setdefault(key, []).append(header)
+    for target, headers in columns_of.items():
+        if len(headers) > 1:
+            name = attribute_name(target)
+            what = FIELDS[target].label if name is None else f'Custom attribute "{name}"'
+            count = "two" if len(headers) == 2 else str(len(headers))
+            messages.append(f"{what} is mapped from {count} columns: {', '.join(headers)}")
+    if "email" not in columns_of and "phone" not in columns_of:
+        messages.append(CONTACT_MESSAGE)
+    return messages

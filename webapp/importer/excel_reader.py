@@ -1,0 +1,154 @@
+"""Excel side of the readers: XLSX through openpyxl (read-only, streaming), XLS through xlrd."""
+
+import io
+import zipfile
+from collections.abc import Iterator
+
+import openpyxl
+import xlrd
+from xlrd.xldate import xldate_as_datetime
+
+from webapp.importer.errors import FileRefused
+from webapp.importer.safe_cells import unneutralize
+
+DAMAGED = ("This workbook looks damaged and cannot be read. Open it in Excel, save it again as "
+           ".xlsx (Excel Workbook), and upload the new file.")
+PASSWORD = ("This workbook is password-protected. Remove the password in Excel "
+            "(File > Info > Protect Workbook) and upload it again.")
+BOMB = ("This file looks damaged or is not a real spreadsheet: it would unpack to far more data "
+        "than any customer list holds. Open it in Excel, save it again as .xlsx, and upload the new file.")
+
+MAX_UNZIPPED = 1024 ** 3  # no customer list of 2M rows unpacks to more than this
+MAX_RATIO = 200  # real sheet XML compresses 5-30x; zip bombs compress ~1000x
+RATIO_FLOOR = 1024 ** 2  # tiny members may compress oddly; only big ones can hurt
+
+
+def zip_names(f) -> set[str]:
+    """List a zip's members, refusing damaged zips and zip bombs before anything is unpacked."""
+    try:
+        with zipfile.ZipFile(f) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+        raise FileRefused(DAMAGED) from None
+    # zipfile stops at each member's stated size, so the stated sizes bound what can be unpacked.
+    if sum(i.file_size for i in infos) > MAX_UNZIPPED:
+        raise FileRefused(BOMB)
+    for info in infos:
+        if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+            raise FileRefused(BOMB)
+    return {i.filename for i in infos}
+
+
+def finish_row(cells: list) -> bool:
+    """Strip our report's quote prefix in place; return False when every cell is blank."""
+    blank = True
+    for i, cell in enumerate(cells):
+        if cell is None:
+            continue
+        if cell.__class__ is str:
+            if cell[:1] == "'":
+                cells[i] = cell = unneutralize(cell)
+            if not cell or cell.isspace():
+                continue
+        blank = False
+    return not blank
+
+
+# --- XLSX --------------------------------------------------------------------------------
+
+
+def open_xlsx(source):
+    """Load a workbook read-only with cached values (formulas give their last computed result)."""
+    try:
+        return openpyxl.load_workbook(source, read_only=True, data_only=True)
+    except Exception:  # openpyxl raises anything from KeyError to XML errors on a bad file
+        raise FileRefused(DAMAGED) from None
+
+
+def xlsx_sheets(wb) -> dict[str, object]:
+    """Map every worksheet's title to its worksheet, with stated dimensions ignored."""
+    sheets = {}
+    for ws in wb.worksheets:
+        # Some writers state a wrong <dimension>; trusting it would drop rows or columns.
+        ws.reset_dimensions()
+        sheets[ws.title] = ws
+    return sheets
+
+
+def xlsx_records(ws) -> Iterator[tuple[int, list]]:
+    """Yield (row number, cells) for the non-blank rows of a sheet, streaming."""
+    try:
+        # min_row/min_col: a wrong <dimension> would otherwise shift the first row and column.
+        rows = ws.iter_rows(min_row=1, min_col=1, values_only=True)
+        for number, row in enumerate(rows, 1):
+            if row:
+                cells = list(row)
+                if finish_row(cells):
+                    yield number, cells
+    except FileRefused:
+        raise
+    except Exception:  # corrupt sheet XML, forbidden XML entities, truncated zip member
+        raise FileRefused(DAMAGED) from None
+
+
+def xlsx_hidden(ws) -> bool:
+    """True for a sheet hidden in Excel."""
+    return ws.sheet_state != "visible"
+
+
+# --- XLS ---------------------------------------------------------------------------------
+
+_EMPTY = (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK)
+
+
+def open_xls(data: bytes):
+    """Open a BIFF workbook lazily; sheets load when first asked for."""
+    try:
+        # logfile: xlrd prints warnings about odd files to stdout otherwise.
+        return xlrd.open_workbook(file_contents=data, on_demand=True, logfile=io.StringIO())
+    except xlrd.XLRDError as exc:
+        if "encrypt" in str(exc).lower():
+            raise FileRefused(PASSWORD) from None
+        raise FileRefused(DAMAGED) from None
+    except Exception:  # xlrd raises struct, index and assertion errors on a truncated file
+        raise FileRefused(DAMAGED) from None
+
+
+def xls_sheets(book) -> dict[str, object]:
+    """Map every worksheet's name to its (loaded) sheet."""
+    try:
+        return {name: book.sheet_by_name(name) for name in book.sheet_names()}
+    except Exception:
+        raise FileRefused(DAMAGED) from None
+
+
+def xls_hidden(sheet) -> bool:
+    """True for a sheet hidden in Excel."""
+    return sheet.visibility != 0
+
+
+def xls_records(sheet, datemode: int) -> Iterator[tuple[int, list]]:
+    """Yield (row number, cells) for the non-blank rows of a sheet, with dates and booleans typed."""
+    for rx in range(sheet.nrows):
+        types = sheet.row_types(rx)
+        cells = sheet.row_values(rx)
+        if xlrd.XL_CELL_EMPTY in types or xlrd.XL_CELL_BLANK in types:
+            cells = [None if t in _EMPTY else v for t, v in zip(types, cells)]
+        if xlrd.XL_CELL_DATE in types or xlrd.XL_CELL_BOOLEAN in types or xlrd.XL_CELL_ERROR in types:
+            cells = [_typed(t, v, datemode) for t, v in zip(types, cells)]
+        if finish_row(cells):
+            yield rx + 1, cells
+
+
+def _typed(ctype: int, value, datemode: int):
+    """Convert one xlrd cell: dates to datetime (1900 or 1904 epoch), booleans, error codes to text."""
+    if ctype == xlrd.XL_CELL_DATE:
+        try:
+            return xldate_as_datetime(value, datemode)
+        except (ValueError, OverflowError, xlrd.xldate.XLDateError):
+            return value  # an out-of-range date stays a number; the value parsers report it
+    if ctype == xlrd.XL_CELL_BOOLEAN:
+        return bool(value)
+    if ctype == xlrd.XL_CELL_ERROR:
+        return xlrd.error_text_from_code.get(value, "#ERROR")
+    return value

@@ -1,0 +1,431 @@
+"""Open an uploaded CSV/XLSX/XLS file as a Table: its header row plus a re-playable row stream."""
+
+import io
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from itertools import dropwhile
+
+from openpyxl.utils import get_column_letter
+from xlrd import compdoc
+
+from webapp.importer import csv_reader, excel_reader
+from webapp.importer.errors import FileRefused
+
+HEADER_SCAN = 20  # the header is looked for among this many first non-blank rows
+SAMPLE_SCAN = 1000  # sample() reads at most this many data rows
+
+EMPTY = "The file is empty: it has no rows to import."
+HEADER_ONLY = "The file has a header row but no customer rows."
+WEB_PAGE = ("This file is a web page (HTML) saved with a spreadsheet name, not a real spreadsheet. "
+            "Open it in Excel, save it as .xlsx (Excel Workbook) or CSV, and upload that file.")
+NOT_A_SHEET = csv_reader.NOT_A_SHEET
+EXPORT_HINT = "Export the customer list as CSV or Excel and upload that file."
+
+# Leading bytes of formats people upload by mistake.
+SIGNATURES = (
+    (b"%PDF", f"This is a PDF document, not a spreadsheet. {EXPORT_HINT}"),
+    (b"\x89PNG", f"This is an image, not a spreadsheet. {EXPORT_HINT}"),
+    (b"\xff\xd8\xff", f"This is an image, not a spreadsheet. {EXPORT_HINT}"),
+    (b"GIF8", f"This is an image, not a spreadsheet. {EXPORT_HINT}"),
+    (b"II*\x00", f"This is an image, not a spreadsheet. {EXPORT_HINT}"),
+    (b"MM\x00*", f"This is an image, not a spreadsheet. {EXPORT_HINT}"),
+    (b"\x1f\x8b", "This is a compressed archive, not a spreadsheet. Extract the CSV or Excel file from it and upload that."),
+    (b"Rar!", "This is a compressed archive, not a spreadsheet. Extract the CSV or Excel file from it and upload that."),
+    (b"7z\xbc\xaf", "This is a compressed archive, not a spreadsheet. Extract the CSV or Excel file from it and upload that."),
+    (b"{\\rtf", f"This is a Word (RTF) document, not a spreadsheet. {EXPORT_HINT}"),
+)
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+DIGIT = re.compile(r"\d")
+LETTER = re.compile(r"[^\W\d_]")
+
+
+@dataclass
+class Table:
+    """An opened file: the chosen sheet, its header row, and a row stream that can be replayed."""
+
+    kind: str  # "csv" | "xlsx" | "xls"
+    sheet_names: list[str]  # non-empty sheets (empty list for csv)
+    sheet: str | None
+    headers: list[str]
+    header_line: int  # 1-based, as a spreadsheet shows it
+    _records: Callable[[], Iterator[tuple[int, list]]] = field(default=None, repr=False, compare=False)
+    _max_rows: int = field(default=2_000_000, repr=False, compare=False)
+    _closer: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+    def rows(self) -> Iterator[tuple[int, list]]:
+        """Stream (line number, cells padded or cut to the headers) for each non-blank data row."""
+        width, limit, header_line = len(self.headers), self._max_rows, self.header_line
+        records = dropwhile(lambda rec: rec[0] <= header_line, self._records())
+        count = 0
+        for line, cells in records:
+            if len(cells) != width:
+                if len(cells) < width:
+                    cells = cells + [None] * (width - len(cells))
+                else:
+                    cells = cells[:width]
+                    if _is_blank(cells):
+                        continue  # its only values sat in columns without a header
+            count += 1
+            if count > limit:
+                raise FileRefused(
+                    f"The file has more than {limit:,} customer rows, the most one import takes. "
+                    "Split it into smaller files and import them one at a time.")
+            yield line, cells
+
+    def sample(self, n: int = 3, scan: int = SAMPLE_SCAN) -> dict[str, list]:
+        """First n non-blank values per header, from at most `scan` data rows."""
+        found = {h: [] for h in self.headers}
+        columns = list(found.values())
+        for i, (_, cells) in enumerate(self.rows()):
+            for values, cell in zip(columns, cells):
+                if len(values) < n and not _blank_cell(cell):
+                    values.append(cell)
+            if i + 1 >= scan or all(len(v) >= n for v in columns):
+                break
+        return found
+
+    def close(self) -> None:
+        """Release the workbook (openpyxl read-only keeps its zip open)."""
+        if self._closer:
+            self._closer()
+            self._closer = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def count_rows(table: Table) -> int:
+    """Count the data rows by streaming them once."""
+    return sum(1 for _ in table.rows())
+
+
+def open_table(source, *, sheet: str | None = None, header_line: int | None = None,
+               max_rows: int = 2_000_000, max_bytes: int = 100 * 1024 * 1024) -> Table:
+    """Open a path or seekable binary file, detect its type by content, and find its header row."""
+    opener = partial(_open_binary, source)
+    size = _size(source)
+    if size == 0:
+        raise FileRefused(EMPTY)
+    if size > max_bytes:
+        raise FileRefused(
+            f"The file is {_mb(size)}; the limit is {_mb(max_bytes)}. "
+            "Split it into smaller files and import them one at a time.")
+    with opener() as f:
+        head = f.read(8192)
+    if head.startswith(ZIP_MAGIC):
+        table = _open_xlsx(source, opener, sheet)
+    elif head.startswith(OLE2_MAGIC):
+        table = _open_xls(opener, sheet)
+    else:
+        table = _open_csv(opener, head)
+    table._max_rows = max_rows
+    try:
+        _find_header(table, header_line)
+    except BaseException:
+        table.close()
+        raise
+    return table
+
+
+@contextmanager
+def _open_binary(source):
+    """Yield a binary file at byte 0; a caller's file object is rewound, not closed."""
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            yield f
+    else:
+        source.seek(0)
+        yield source
+
+
+def _size(source) -> int:
+    """Size in bytes, without reading the file."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.path.getsize(source)
+    return source.seek(0, io.SEEK_END)
+
+
+def _mb(size: int) -> str:
+    """A size the way people say it: 143 MB, 0.4 MB."""
+    mb = size / 1024 / 1024
+    return f"{mb:.0f} MB" if mb >= 10 else f"{mb:.1f} MB"
+
+
+# --- type detection ------------------------------------------------------------------
+
+
+def _open_csv(opener, head: bytes) -> Table:
+    """Detect a text file's encoding and delimiter; refuse web pages and binary files."""
+    for magic, message in SIGNATURES:
+        if head.startswith(magic):
+            raise FileRefused(message)
+    encoding, strip_nul = csv_reader.detect_encoding(opener, head)
+    with opener() as f:
+        text = csv_reader.text_stream(f, encoding, strip_nul)
+        try:
+            sample = text.read(csv_reader.SNIFF_CHARS)
+        except UnicodeDecodeError:
+            raise FileRefused(NOT_A_SHEET) from None
+        finally:
+            text.detach()
+    _refuse_markup(sample)
+    delimiter, width = csv_reader.sniff_delimiter(sample)
+    records = partial(csv_reader.records, opener, encoding, strip_nul, delimiter, width)
+    return Table("csv", [], None, [], 0, records)
+
+
+def _refuse_markup(sample: str) -> None:
+    """Refuse HTML and XML files that Excel and web exports save under a .xls name."""
+    start = sample.lstrip("\ufeff \t\r\n")[:2048].lower()
+    if start.startswith(("<!doctype html", "<html", "<table", "<head", "<meta", "mime-version:")):
+        raise FileRefused(WEB_PAGE)
+    if not start.startswith("<"):
+        return
+    if "urn:schemas-microsoft-com:office:spreadsheet" in start:
+        raise FileRefused(
+            "This file is an Excel 2003 XML spreadsheet, a format we cannot read. Open it in "
+            "Excel, save it as .xlsx (Excel Workbook), and upload that file.")
+    if "<html" in start or "<table" in start:
+        raise FileRefused(WEB_PAGE)
+    if start.startswith("<?xml"):
+        raise FileRefused(f"This file is XML data, not a spreadsheet. {EXPORT_HINT}")
+
+
+def _open_xlsx(source, opener, sheet: str | None) -> Table:
+    """Open a zip that is an Excel workbook; say what other zips are."""
+    with opener() as f:
+        names = excel_reader.zip_names(f)
+    if "xl/workbook.xml" not in names:
+        raise FileRefused(_zip_kind(names))
+    # openpyxl reads the zip lazily, so the file stays open with the table. A file object, not
+    # the path: openpyxl refuses paths by their extension, and an .xlsx saved as .xls is fine here.
+    own = isinstance(source, (str, os.PathLike))
+    f = open(source, "rb") if own else source
+    f.seek(0)
+    closer = partial(_close_workbook, None, f if own else None)
+    try:
+        wb = excel_reader.open_xlsx(f)
+        closer = partial(_close_workbook, wb, f if own else None)
+        sheets = excel_reader.xlsx_sheets(wb)
+        (name, names), ws = _choose_sheet(sheets, excel_reader.xlsx_records, excel_reader.xlsx_hidden, sheet)
+    except BaseException:
+        closer()
+        raise
+    return Table("xlsx", names, name, [], 0, partial(excel_reader.xlsx_records, ws), _closer=closer)
+
+
+def _close_workbook(wb, f) -> None:
+    """Close an openpyxl workbook and the file we opened for it."""
+    if wb is not None:
+        wb.close()
+    if f is not None:
+        f.close()
+
+
+def _zip_kind(names: set[str]) -> str:
+    """Say what a zip that is not an Excel workbook is."""
+    if "xl/workbook.bin" in names:
+        return ("This is an Excel binary workbook (.xlsb), a format we cannot read. Open it in Excel, "
+                "save it as .xlsx (Excel Workbook), and upload that file.")
+    if "content.xml" in names and "mimetype" in names:
+        return ("This is an OpenDocument file (LibreOffice/OpenOffice). Save it as .xlsx or CSV "
+                "and upload that file.")
+    if any(n.startswith("word/") for n in names):
+        return f"This is a Word document, not a spreadsheet. {EXPORT_HINT}"
+    if any(n.startswith("ppt/") for n in names):
+        return f"This is a PowerPoint presentation, not a spreadsheet. {EXPORT_HINT}"
+    if any(n.startswith("Index/") for n in names):
+        return "This is an Apple Numbers file. Export it as CSV or Excel (File > Export To) and upload that file."
+    inside = sorted(n.rsplit("/", 1)[-1] for n in names if n.lower().endswith((".csv", ".xlsx", ".xls", ".txt")))
+    if inside:
+        listed = ", ".join(inside[:3]) + (", …" if len(inside) > 3 else "")
+        return f"This is a zip archive holding {listed}. Unzip it and upload the file itself."
+    return "This is a zip archive, not a spreadsheet. Unzip it and upload the CSV or Excel file itself."
+
+
+def _open_xls(opener, sheet: str | None) -> Table:
+    """Open an OLE2 file that is an Excel 97-2003 workbook; say what other OLE2 files are."""
+    with opener() as f:
+        data = f.read()  # xlrd needs the whole file; max_bytes bounds it
+    streams = _ole2_streams(data)
+    if "EncryptedPackage" in streams:
+        raise FileRefused(excel_reader.PASSWORD)
+    if not streams & {"Workbook", "Book"}:
+        if "WordDocument" in streams:
+            raise FileRefused(f"This is a Word document, not a spreadsheet. {EXPORT_HINT}")
+        if "PowerPoint Document" in streams:
+            raise FileRefused(f"This is a PowerPoint presentation, not a spreadsheet. {EXPORT_HINT}")
+        raise FileRefused(NOT_A_SHEET)
+    book = excel_reader.open_xls(data)
+    try:
+        sheets = excel_reader.xls_sheets(book)
+        records = partial(excel_reader.xls_records, datemode=book.datemode)
+        (name, names), xs = _choose_sheet(sheets, records, excel_reader.xls_hidden, sheet)
+    except BaseException:
+        book.release_resources()
+        raise
+    return Table("xls", names, name, [], 0, partial(records, xs), _closer=book.release_resources)
+
+
+def _ole2_streams(data: bytes) -> set[str]:
+    """Names of the streams in an OLE2 compound file (Excel 97-2003, encrypted Office files)."""
+    try:
+        doc = compdoc.CompDoc(data, logfile=io.StringIO())
+    except Exception:  # CompDocError, struct errors on a truncated file
+        raise FileRefused(excel_reader.DAMAGED) from None
+    return {node.name for node in doc.dirlist}
+
+
+# --- sheets and header ---------------------------------------------------------------
+
+
+def _choose_sheet(sheets: dict, records, hidden, wanted: str | None):
+    """Return ((sheet name, non-empty sheet names), sheet): the one with data, or the one asked for."""
+    filled = [name for name, s in sheets.items() if _first(records(s)) is not None]
+    visible = [name for name in filled if not hidden(sheets[name])]
+    # A hidden sheet with data (lookup lists) should not force a choice the user cannot see.
+    names = visible or filled
+    if wanted is not None:
+        match = _match_sheet(list(sheets), wanted)
+        if match is None:
+            raise FileRefused(f'This workbook has no sheet named "{wanted}". '
+                              f"Sheets with data: {', '.join(names) or 'none'}.")
+        if match not in filled:
+            raise FileRefused(f'The sheet "{match}" is empty: it has no rows to import.')
+        return (match, names), sheets[match]
+    if not names:
+        raise FileRefused("The workbook is empty: none of its sheets has rows to import.")
+    if len(names) > 1:
+        raise FileRefused(f"This workbook has several sheets with data: {', '.join(names)}. "
+                          "Choose the sheet to import.", sheets=names)
+    return (names[0], names), sheets[names[0]]
+
+
+def _match_sheet(names: list[str], wanted: str) -> str | None:
+    """The sheet named exactly, else the only one named alike ignoring case and spaces."""
+    if wanted in names:
+        return wanted
+    key = " ".join(wanted.split()).casefold()
+    alike = [n for n in names if " ".join(n.split()).casefold() == key]
+    return alike[0] if len(alike) == 1 else None
+
+
+def _first(records: Iterator):
+    """First item of a generator, closing it so its file or parser is released."""
+    try:
+        return next(records, None)
+    finally:
+        records.close()
+
+
+def _find_header(table: Table, header_line: int | None) -> None:
+    """Set the table's header row (found, or the one asked for) and refuse header-only files."""
+    records = table._records()
+    try:
+        if header_line is None:
+            seen = []
+            for rec in records:
+                seen.append(rec)
+                if len(seen) >= HEADER_SCAN:
+                    break
+            if not seen:
+                raise FileRefused(EMPTY)
+            line, cells = _pick_header(seen)
+            has_data = seen[-1][0] > line or _first(records) is not None
+        else:
+            line, cells = _header_at(records, header_line)
+            has_data = _first(records) is not None
+    finally:
+        records.close()
+    table.header_line = line
+    table.headers = _header_names(cells)
+    if not has_data:
+        raise FileRefused(HEADER_ONLY)
+
+
+def _header_at(records: Iterator, header_line: int) -> tuple[int, list]:
+    """The record on the line the user chose as the header row."""
+    if header_line < 1:
+        raise FileRefused("The header row number must be 1 or more.")
+    for line, cells in records:
+        if line == header_line:
+            return line, cells
+        if line > header_line:
+            break
+    raise FileRefused(f"Line {header_line} is empty. Choose the line that holds the column names.")
+
+
+def _pick_header(rows: list[tuple[int, list]]) -> tuple[int, list]:
+    """The first row that looks like column names: wide enough and mostly short text."""
+    filled = [[c for c in cells if not _blank_cell(c)] for _, cells in rows]
+    widest = max(len(f) for f in filled)
+    # Title rows ("Customer export, May 2024") are narrower than the table below them.
+    need = max(min(2, widest), -(-widest // 2))
+    for (line, cells), values in zip(rows, filled):
+        wordy = sum(1 for v in values if _headerish(v))
+        if wordy >= need and wordy >= 0.8 * len(values):
+            return line, cells
+    return rows[0]
+
+
+def _headerish(value) -> bool:
+    """Text with letters that is not an email, a phone number or a date."""
+    if value.__class__ is not str or "@" in value:
+        return False
+    letters = len(LETTER.findall(value))
+    return letters > 0 and len(DIGIT.findall(value)) < letters
+
+
+def _header_names(cells: list) -> list[str]:
+    """Trimmed header names; blank ones named by column letter; trailing blank columns dropped."""
+    names = [_header_text(c) for c in cells]
+    while names and not names[-1]:
+        names.pop()
+    names = [n or f"Column {get_column_letter(i + 1)}" for i, n in enumerate(names)]
+    _refuse_duplicates(names)
+    return names
+
+
+def _header_text(value) -> str:
+    """A header cell as text; whitespace runs and line breaks collapse to one space."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a year header read from Excel as 2024.0
+    elif isinstance(value, datetime):
+        value = value.date() if value == datetime.combine(value.date(), datetime.min.time()) else value
+    return " ".join(str(value).split())
+
+
+def _refuse_duplicates(names: list[str]) -> None:
+    """Refuse a header row naming a column twice, ignoring case and spaces."""
+    columns: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        # "First Name", "first name" and "FirstName" would all map to the same field.
+        columns.setdefault("".join(name.split()).casefold(), []).append(i)
+    repeated = [idx for idx in columns.values() if len(idx) > 1]
+    if repeated:
+        listed = "; ".join(
+            f'"{names[idx[0]]}" (columns {", ".join(get_column_letter(i + 1) for i in idx[:-1])} '
+            f"and {get_column_letter(idx[-1] + 1)})" for idx in repeated)
+        raise FileRefused(f"The header row names the same column more than once: {listed}. "
+                          "Give each column its own name and upload the file again.")
+
+
+def _blank_cell(value) -> bool:
+    """None, or text that is empty or only spaces."""
+    return value is None or (value.__class__ is str and (not value or value.isspace()))
+
+
+def _is_blank(cells: list) -> bool:
+    """Every cell blank."""
+    return all(_blank_cell(c) for c in cells)

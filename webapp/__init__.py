@@ -3,6 +3,7 @@ from pathlib import Path
 
 from flask import Flask
 from htmx_flask import Htmx
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.config import load_config
 from webapp.db import db, init_db
@@ -23,8 +24,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + 64 * 1024
-    if app.config["EMBEDDING"]:
-        app.config.update(SESSION_COOKIE_SAMESITE="None", SESSION_COOKIE_SECURE=True)
+    if app.config["PROXY_HOPS"]:
+        # Behind a TLS-terminating proxy: trust its X-Forwarded-Proto so Secure cookies are set.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_HOPS"], x_proto=app.config["PROXY_HOPS"])
     Htmx(app)
     init_db(app.config["DATABASE_URL"])
 

@@ -1,8 +1,24 @@
 """Accounts, users and memberships: the few writes the CLI and sign-in need."""
+import functools
+
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.db import db
 from webapp.models import Account, Membership, User
+
+# Werkzeug's default (scrypt). Tests swap in a cheap method: hashing is most of a sign-in's time.
+PASSWORD_METHOD = "scrypt"
+
+
+def hash_password(password: str) -> str:
+    """A salted hash of password."""
+    return generate_password_hash(password, method=PASSWORD_METHOD)
+
+
+@functools.cache
+def _dummy_hash(method: str) -> str:
+    """A hash to check unknown emails against, made once per method."""
+    return generate_password_hash("no such user", method=method)
 
 
 def create_account(name: str, region: str = "US", day_first: bool = False) -> Account:
@@ -15,9 +31,9 @@ def create_user(email: str, password: str, account: Account, role: str = Members
     with db.atomic():
         user = User.get_or_none(User.email == email.strip().lower())
         if user is None:
-            user = User.create(email=email.strip().lower(), password_hash=generate_password_hash(password))
+            user = User.create(email=email.strip().lower(), password_hash=hash_password(password))
         elif password:
-            user.password_hash = generate_password_hash(password)
+            user.password_hash = hash_password(password)
             user.save()
         Membership.insert(user=user, account=account, role=role).on_conflict(
             conflict_target=[Membership.user, Membership.account], update={Membership.role: role}
@@ -28,9 +44,9 @@ def create_user(email: str, password: str, account: Account, role: str = Members
 def authenticate(email: str, password: str) -> User | None:
     """The user with this email and password, or None."""
     user = User.get_or_none(User.email == (email or "").strip().lower())
-    if user and check_password_hash(user.password_hash, password or ""):
-        return user
-    return None
+    # Hash even for an unknown email, so the response time does not tell which emails exist.
+    stored = user.password_hash if user else _dummy_hash(PASSWORD_METHOD)
+    return user if check_password_hash(stored, password or "") and user else None
 
 
 def role_in(user: User, account: Account) -> str | None:

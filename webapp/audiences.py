@@ -1,0 +1,35 @@
+"""Customers > Audiences: the list, and one audience's members."""
+from flask import Blueprint, g, request
+from peewee import JOIN, fn
+
+from webapp.auth import get_owned_or_404, login_required
+from webapp.models import Audience, AudienceMember, Persona
+from webapp.personas import Page, persona_page
+from webapp.render import render
+
+bp = Blueprint("audiences", __name__, url_prefix="/audiences")
+
+
+@bp.get("")
+@login_required
+def index():
+    """The current account's audiences, newest first, with their member counts."""
+    audiences = (Audience.select(Audience, fn.COUNT(AudienceMember.id).alias("member_count"))
+                 .join(AudienceMember, JOIN.LEFT_OUTER)
+                 .where(Audience.account == g.account)
+                 .group_by(Audience.id)
+                 .order_by(Audience.created_at.desc(), Audience.id.desc()))
+    page = Page(audiences, request.args.get("page", 1, type=int))
+    return render("audiences/index.html", "audiences/_list.html", listing=page)
+
+
+@bp.get("/<int:audience_id>")
+@login_required
+def detail(audience_id: int):
+    """One audience and a page of its members."""
+    audience = get_owned_or_404(Audience, audience_id)
+    members = Persona.select().join(AudienceMember).where(AudienceMember.audience == audience,
+                                                          Persona.account == g.account)
+    page, attributes = persona_page(members, request.args.get("page", 1, type=int))
+    return render("audiences/detail.html", "audiences/_members.html", audience=audience, listing=page,
+                  attributes=attributes)

@@ -1,0 +1,85 @@
+"""CSRF protection, security headers and session cookie flags."""
+import hmac
+import secrets
+
+from flask import current_app, request, session
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.exceptions import BadRequest
+
+SESSION_KEY = "csrf_token"
+HEADER = "X-CSRFToken"
+FORM_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+class CSRFError(BadRequest):
+    """A state-changing request without the session's CSRF token."""
+
+    description = "This form has expired. Reload the page and try again."
+
+
+def csrf_token() -> str:
+    """The session's CSRF token, created on first use."""
+    if SESSION_KEY not in session:
+        session[SESSION_KEY] = secrets.token_urlsafe(32)
+    return session[SESSION_KEY]
+
+
+def rotate_csrf_token() -> str:
+    """Replace the session's token (at sign-in, so a token seen before it is worthless)."""
+    session[SESSION_KEY] = secrets.token_urlsafe(32)
+    return session[SESSION_KEY]
+
+
+def check_csrf() -> None:
+    """Refuse an unsafe request whose header or form token does not match the session's."""
+    if request.method in SAFE_METHODS:
+        return
+    expected = session.get(SESSION_KEY)
+    # The header first: reading the form of a large upload just to find the token is wasted work.
+    sent = request.headers.get(HEADER) or request.form.get(FORM_FIELD)
+    # Bytes: compare_digest refuses non-ASCII str, and a forged token must not become a 500.
+    if not expected or not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
+        raise CSRFError()
+
+
+def content_security_policy(frame_ancestors: list[str]) -> str:
+    """The CSP: only our own scripts and styles (no inline ones), framing by the allow-list."""
+    return "; ".join([
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors " + " ".join(frame_ancestors or ["'self'"]),
+    ])
+
+
+def set_security_headers(response):
+    """Add the security headers to every response (no X-Frame-Options: CSP frame-ancestors decides)."""
+    response.headers["Content-Security-Policy"] = content_security_policy(current_app.config["FRAME_ANCESTORS"])
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, marked Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
+def init_app(app) -> None:
+    """Install CSRF checks, security headers, cookie flags and the csrf_token() template global."""
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    if app.config.get("EMBEDDING"):
+        # A cross-site iframe only gets its cookie back with SameSite=None; Secure; Partitioned (CHIPS).
+        app.config.update(SESSION_COOKIE_SAMESITE="None", SESSION_COOKIE_SECURE=True,
+                          SESSION_COOKIE_PARTITIONED=True)
+    app.session_interface = SessionInterface()
+    app.before_request(check_csrf)
+    app.after_request(set_security_headers)
+    app.jinja_env.globals["csrf_token"] = csrf_token

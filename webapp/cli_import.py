@@ -198,4 +198,13 @@ def worker_command(burst):
     run_worker(redis_url, burst=burst)
 
 
-COMMANDS = [import_command, export_command, revert_command, archive_command, worker_command]
+@click.command("requeue")
+@with_appcontext
+def requeue_command():
+    """Queue again the imports no live worker is running (dead heartbeat, or never enqueued)."""
+    from worker.queue import requeue_stale
+
+    _print({"requeued": requeue_stale(current_app.config["REDIS_URL"])})
+
+
+COMMANDS = [import_command, export_command, revert_command, archive_command, worker_command, requeue_command]

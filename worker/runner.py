@@ -1,27 +1,39 @@
 """`personas worker`: an RQ worker (with its scheduler, for retries) plus the stale-import reaper."""
+import logging
 import threading
 
 from redis import Redis
 from rq import Queue, Worker
 
-from worker.queue import QUEUE, requeue_stale
+from webapp.db import db
+from worker.queue import QUEUE, requeue_stale, start_reaper
 
-SWEEP_SECONDS = 30
+log = logging.getLogger(__name__)
+# Held by the reaper while it has a database connection open, and by the worker while it forks:
+# a work horse must never inherit a live connection (its cleanup would close the parent's socket).
+FORK_LOCK = threading.Lock()
+
+
+class ImportWorker(Worker):
+    """RQ's forking worker that forks with no database connection open in the parent."""
+
+    def fork_work_horse(self, job, queue):
+        with FORK_LOCK:
+            if not db.is_closed():
+                db.close()
+            super().fork_work_horse(job, queue)
 
 
 def run_worker(redis_url: str, burst: bool = False) -> None:
     """Recover imports whose worker died, keep sweeping for them, and work the imports queue."""
-    requeue_stale(redis_url)
+    with FORK_LOCK:
+        requeued = requeue_stale(redis_url)
+    if requeued:
+        log.info("requeued imports with no live worker: %s", requeued)
     if not burst:
-        threading.Thread(target=_sweep, args=(redis_url,), name="reaper", daemon=True).start()
+        start_reaper(redis_url, FORK_LOCK)
+    if not db.is_closed():
+        db.close()
     connection = Redis.from_url(redis_url)
-    Worker([Queue(QUEUE, connection=connection)], connection=connection).work(with_scheduler=True, burst=burst)
-
-
-def _sweep(redis_url: str) -> None:
-    stop = threading.Event()
-    while not stop.wait(SWEEP_SECONDS):
-        try:
-            requeue_stale(redis_url)
-        except Exception:  # noqa: BLE001 - the reaper must outlive a database or Redis hiccup
-            continue
+    ImportWorker([Queue(QUEUE, connection=connection)], connection=connection).work(
+        with_scheduler=True, burst=burst)

@@ -1,38 +1,51 @@
 """RQ job entry points: they take an import id, open their own connection and call the core."""
+import logging
+import os
+
 from webapp.config import limits_from_env
-from webapp.db import db
+from webapp.db import db, init_db
 from webapp.importer import engine
 from webapp.importer.errors import FileRefused
 from webapp.models import Import
+from worker.queue import connected
 
 MAX_ATTEMPTS = 5
 RETRY_MESSAGE = "The import was interrupted and is being resumed where it stopped."
+log = logging.getLogger(__name__)
 
 
 def validate_import(import_id: int, limits=None) -> None:
     """Job: the Review step's full validation pass (dry run)."""
+    limits = limits or limits_from_env()
     _run(import_id, ready=(), working="validating", work=lambda lease: engine.validate(
-        import_id, lease, max_rows=(limits or limits_from_env()).max_rows,
-        max_bytes=(limits or limits_from_env()).max_bytes))
+        import_id, lease, max_rows=limits.max_rows, max_bytes=limits.max_bytes))
 
 
-def apply_import(import_id: int, limits=None) -> None:
+def apply_import(import_id: int, limits=None, after_chunk=None) -> None:
     """Job: apply a validated import from its checkpoint to the end."""
-    _run(import_id, ready=("queued",), working="running", work=lambda lease: engine.apply(import_id, lease))
+    after_chunk = after_chunk or _fault_injection()
+    _run(import_id, ready=("queued",), working="running",
+         work=lambda lease: engine.apply(import_id, lease, after_chunk=after_chunk))
+
+
+def ensure_db() -> None:
+    """Bind the database when the job runs in a bare `rq worker` (no app factory ran)."""
+    if db.obj is None:
+        from webapp import ROOT
+
+        init_db(os.environ.get("DATABASE_URL") or f"sqlite:///{ROOT / 'instance' / 'personas.db'}")
 
 
 def _run(import_id: int, ready: tuple, working: str, work) -> None:
-    with db.connection_context():
-        upload = Import.get_or_none(Import.id == import_id)
-        if upload is None:
+    ensure_db()
+    # A connection of our own (a work horse or runner thread opens it and closes it when the job
+    # ends; ImportWorker forks with none open, so none is ever shared across fork).
+    with connected():
+        if not Import.select().where(Import.id == import_id).exists():
             return
-        if upload.attempt >= MAX_ATTEMPTS and upload.status == working:
-            engine.fail(import_id, None, f"The import stopped unexpectedly {upload.attempt} times and was halted. "
-                        "Rows applied so far stay applied; nothing was applied twice.")
-            return
-        lease = engine.claim(import_id, ready, working)
+        lease = engine.claim(import_id, ready, working, max_attempts=MAX_ATTEMPTS)
         if lease is None:
-            return  # someone else holds a live lease, or it is already done
+            return  # a live run holds it, it is already done, or it was halted after too many attempts
         try:
             work(lease)
         except FileRefused as refused:
@@ -40,7 +53,31 @@ def _run(import_id: int, ready: tuple, working: str, work) -> None:
         except engine.LeaseLost:
             return
         except Exception:
-            # Let a retry claim it at once, and tell the user the truth meanwhile.
-            Import.update(heartbeat_at=None, error_message=RETRY_MESSAGE).where(
-                (Import.id == import_id) & (Import.lease == lease)).execute()
+            log.exception("%s of import %s failed; it will be retried", working, import_id)
+            # Let a retry claim it at once (counted as an attempt), and tell the user the truth meanwhile.
+            try:
+                Import.update(heartbeat_at=None, error_message=RETRY_MESSAGE).where(
+                    (Import.id == import_id) & (Import.lease == lease)).execute()
+            except Exception:  # noqa: BLE001 - the database may be what failed; the reaper still sees a stale beat
+                log.warning("could not mark import %s for retry", import_id, exc_info=True)
             raise
+
+
+def _fault_injection():
+    """IMPORT_FAULT_KILL_AFTER_CHUNKS=k (fault-injection tests only): SIGKILL this worker and its
+    work horse right after the k-th chunk of this run commits, as a crash would."""
+    k = int(os.environ.get("IMPORT_FAULT_KILL_AFTER_CHUNKS") or 0)
+    if not k:
+        return None
+    import signal
+
+    done = [0]
+
+    def after_chunk():
+        done[0] += 1
+        if done[0] >= k:
+            if os.environ.get("RQ_WORKER_ID"):  # a forked work horse: take its worker down too
+                os.kill(os.getppid(), signal.SIGKILL)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return after_chunk

@@ -6,13 +6,16 @@ transaction: the chunk's personas, audit entries, audience members, problems and
 commit together, so a worker killed anywhere resumes without applying a row twice.
 """
 import json
+import os
+import random
+import time
 import uuid
 from collections import Counter
 from contextlib import contextmanager
 from datetime import timedelta
 from itertools import islice
 
-from peewee import IntegrityError
+from peewee import IntegrityError, OperationalError
 
 from webapp.db import db, is_postgres, write_transaction
 from webapp.importer import bulk
@@ -28,8 +31,20 @@ from webapp.models import (
 
 CHUNK_ROWS = 2000
 STALE_AFTER = timedelta(seconds=60)
-# A unique-key race with a concurrent import is retried on fresh data.
-CONFLICT_RETRIES = 5
+# A unique-key race or a deadlock with a concurrent import is retried on fresh data.
+CONFLICT_RETRIES = 8
+# PostgreSQL: deadlock_detected, serialization_failure.
+RETRYABLE_PGCODES = {"40P01", "40001"}
+
+
+def stale_after() -> timedelta:
+    """How long a silent heartbeat means the run died (IMPORT_STALE_SECONDS, default 60 s)."""
+    return timedelta(seconds=float(os.environ.get("IMPORT_STALE_SECONDS") or STALE_AFTER.total_seconds()))
+
+
+def default_chunk_rows() -> int:
+    """Rows applied per transaction (IMPORT_CHUNK_ROWS, default 2000)."""
+    return int(os.environ.get("IMPORT_CHUNK_ROWS") or CHUNK_ROWS)
 
 
 class LeaseLost(Exception):
@@ -60,27 +75,62 @@ def _locked(import_id: int) -> Import:
     return (query.for_update() if is_postgres() else query).get()
 
 
-def claim(import_id: int, ready: tuple[str, ...], working: str) -> str | None:
-    """Take the import's lease when it is ready, or when its holder stopped beating; else None."""
+def claim(import_id: int, ready: tuple[str, ...], working: str, max_attempts: int | None = None) -> str | None:
+    """Take the import's lease when it is ready, or when its holder stopped beating; else None.
+
+    Under the import's row lock, so of two runs started together exactly one gets the lease. A fresh
+    start counts attempt 1; each takeover of a dead run counts one more, and past max_attempts the
+    import is failed instead. started_at excludes the time the import lay dead, so that
+    rows_done / (heartbeat_at - started_at) stays the working rate.
+    """
     with write_transaction():
         upload = _locked(import_id)
-        stale = upload.heartbeat_at is None or upload.heartbeat_at < utcnow() - STALE_AFTER
-        if upload.status not in ready and not (upload.status == working and stale):
+        now = utcnow()
+        dead = upload.heartbeat_at is None or upload.heartbeat_at < now - stale_after()
+        if upload.status in ready or (upload.status == working and upload.lease is None):
+            # Queued afresh (a validation is queued straight into "validating", with no lease).
+            upload.attempt, upload.started_at = 1, now
+        elif upload.status == working and dead:
+            if max_attempts is not None and upload.attempt >= max_attempts:
+                _halt(upload, now)
+                return None
+            worked = (upload.heartbeat_at - upload.started_at
+                      if upload.heartbeat_at and upload.started_at and upload.heartbeat_at > upload.started_at
+                      else timedelta(0))
+            upload.attempt += 1
+            upload.started_at = now - worked
+        else:
             return None
         upload.lease, upload.status = uuid.uuid4().hex, working
-        upload.attempt += 1
-        upload.heartbeat_at = upload.started_at = utcnow()
+        # Applying resumes at the checkpoint; a validation starts over.
+        upload.rows_done = upload.checkpoint if working == "running" else 0
+        upload.heartbeat_at = now
         upload.error_message = None
         upload.save()
         return upload.lease
 
 
+def _halt(upload: Import, now) -> None:
+    upload.status, upload.lease, upload.finished_at = "failed", None, now
+    upload.error_message = (f"The import stopped unexpectedly {upload.attempt} times and was halted. "
+                            "Rows applied so far stay applied; none was applied twice.")
+    upload.save()
+
+
 def fail(import_id: int, lease: str | None, message: str) -> None:
-    """Mark the import failed with a message a marketer can read (if the lease is still ours)."""
+    """Mark the import failed with a message a marketer can read.
+
+    With a lease: only if that lease still holds. Without: only if no run holds it (lease cleared,
+    or its heartbeat stale), so a late failure report never fails a run that took over.
+    """
     query = Import.update(status="failed", error_message=message, finished_at=utcnow(), lease=None)
     query = query.where(Import.id == import_id)
     if lease is not None:
         query = query.where(Import.lease == lease)
+    else:
+        stale = utcnow() - stale_after()
+        query = query.where(Import.status.in_(("queued", "validating", "running")) & (
+            Import.lease.is_null() | Import.heartbeat_at.is_null() | (Import.heartbeat_at < stale)))
     query.execute()
 
 
@@ -192,8 +242,13 @@ def _check_lease(import_id: int, lease: str) -> Import:
 
 # ---------------------------------------------------------------- apply
 
-def apply(import_id: int, lease: str, chunk_rows: int = CHUNK_ROWS, after_chunk=None) -> Import:
-    """Apply staged rows after the checkpoint, one chunk per transaction, then mark the import completed."""
+def apply(import_id: int, lease: str, chunk_rows: int | None = None, after_chunk=None) -> Import:
+    """Apply staged rows after the checkpoint, one chunk per transaction, then mark the import completed.
+
+    Each chunk commits with its checkpoint and heartbeat. A chunk that loses a race with a concurrent
+    import (unique key taken, deadlock) is rolled back whole and retried on fresh data.
+    """
+    chunk_rows = chunk_rows or default_chunk_rows()
     upload = Import.get_by_id(import_id)
     stamp_base = _stamp(upload)
     columns = _columns_by_field(upload)
@@ -203,13 +258,28 @@ def apply(import_id: int, lease: str, chunk_rows: int = CHUNK_ROWS, after_chunk=
                 with write_transaction():
                     more = _apply_chunk(import_id, lease, stamp_base, columns, chunk_rows)
                 break
-            except IntegrityError:
-                if attempt == CONFLICT_RETRIES - 1:
+            except Exception as error:  # noqa: BLE001 - re-raised unless a retryable race
+                if not _retryable(error) or attempt == CONFLICT_RETRIES - 1:
                     raise
+                # Jitter, so two chunks that deadlocked do not collide again in step.
+                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
         if not more:
             return Import.get_by_id(import_id)
         if after_chunk:
             after_chunk()
+
+
+def _retryable(error: Exception) -> bool:
+    """A race with another transaction that a retry on fresh data resolves."""
+    if isinstance(error, IntegrityError):
+        return True
+    for candidate in (error, getattr(error, "orig", None)):
+        if getattr(candidate, "pgcode", None) in RETRYABLE_PGCODES:
+            return True
+        if type(candidate).__name__ == "IntegrityError":
+            return True
+    # SQLite past its busy timeout.
+    return isinstance(error, OperationalError) and "locked" in str(error)
 
 
 def _stamp(upload: Import) -> Stamp:

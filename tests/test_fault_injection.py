@@ -1,0 +1,316 @@
+"""Fault injection: real `personas worker` processes on Redis and PostgreSQL are SIGKILLed mid-import,
+and the in-process runner on SQLite is "killed" mid-import; every row still applies exactly once.
+
+Every scenario compares with an uninterrupted run of the same file on a fresh account: same export
+(so points are exact), one audit entry per changed persona per row, status completed.
+"""
+import os
+import threading
+
+import pytest
+
+from tests.conftest import POSTGRES_URL
+from tests.jobs_helpers import (
+    CHUNK, Workers, audit_count, changed_rows, exported, file_points, finished, status_of, validated_import,
+    wait_for, write_csv,
+)
+from webapp.accounts import create_account
+from webapp.db import db
+from webapp.models import Import, Persona
+from worker import queue, tasks
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
+ROWS = 3000  # 30 chunks of CHUNK rows
+
+
+def _redis_url() -> str:
+    """The test's own Redis database: the given URL's server, database 7 unless TEST_REDIS_URL names one."""
+    if os.environ.get("TEST_REDIS_URL"):
+        return os.environ["TEST_REDIS_URL"]
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(REDIS_URL)
+    return urlunsplit((parts.scheme, parts.netloc, "/7", "", ""))
+
+
+@pytest.fixture(autouse=True)
+def _small_chunks(monkeypatch):
+    monkeypatch.setenv("IMPORT_CHUNK_ROWS", str(CHUNK))
+
+
+def _reference(tmp_path, owner, path, name="Reference"):
+    """An uninterrupted in-process run of the file on a fresh account: (import, export)."""
+    account = create_account(name)
+    upload = validated_import(account, owner, path)
+    tasks.apply_import(upload.id)
+    upload = Import.get_by_id(upload.id)
+    assert upload.status == "completed"
+    return upload, exported(account.id)
+
+
+def _assert_exactly_once(upload_id: int, reference: Import, reference_export: list[dict], account_id: int, path,
+                         seeded: int = 0):
+    upload = Import.get_by_id(upload_id)
+    assert upload.status == "completed", upload.error_message
+    assert upload.rows_done == upload.rows_total == reference.rows_total
+    assert upload.counts == reference.counts
+    assert exported(account_id) == reference_export
+    assert sum(p["points"] for p in reference_export) == file_points(path) + seeded
+    assert audit_count(upload_id) == changed_rows(upload) == audit_count(reference.id)
+
+
+# ---------------------------------------------------------------- real workers: Redis + PostgreSQL
+
+needs_services = pytest.mark.skipif(
+    not (POSTGRES_URL and REDIS_URL),
+    reason="needs TEST_DATABASE_URL (PostgreSQL) and REDIS_URL or TEST_REDIS_URL (a real Redis): .ci/run sets both")
+
+
+@pytest.fixture
+def pg_app(tmp_path):
+    """The app on the (emptied) test PostgreSQL database, with the test's Redis."""
+    from tests.conftest import _reset_postgres, _test_config
+    from webapp import create_app
+    from webapp.schema import init_schema
+
+    app = create_app(_test_config(tmp_path, POSTGRES_URL, {"REDIS_URL": _redis_url()}))
+    _reset_postgres()
+    init_schema()
+    yield app
+    if not db.is_closed():
+        db.close()
+
+
+@pytest.fixture
+def redis_db():
+    from redis import Redis
+
+    connection = Redis.from_url(_redis_url())
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+
+
+@pytest.fixture
+def workers(pg_app, redis_db, tmp_path):
+    pool = Workers(POSTGRES_URL, _redis_url(), tmp_path)
+    yield pool
+    pool.stop_all()
+
+
+def _owner_and_account(name="Alpha"):
+    from webapp.accounts import create_user
+    from webapp.models import Membership
+
+    account = create_account(name)
+    return account, create_user(f"owner@{name.lower()}.example.com", "pw-long-enough", account, Membership.OWNER)
+
+
+def _seed(account, rows=200) -> int:
+    """Personas already in the account, so the file updates some and creates others; returns their points."""
+    for n in range(0, rows, 2):
+        Persona.create(account=account, email=f"c{n}@example.com", points=1000 + n)
+    return _seed_points(rows)
+
+
+def _seed_points(rows=200) -> int:
+    return sum(1000 + n for n in range(0, rows, 2))
+
+
+@pytest.mark.redis
+@needs_services
+@pytest.mark.parametrize("k", [1, 5, 17])
+def test_sigkill_after_k_chunks_then_new_worker_finishes_exactly_once(workers, tmp_path, k):
+    account, owner = _owner_and_account()
+    path = write_csv(tmp_path / "customers.csv", ROWS)
+    _seed(account)
+    reference_account = create_account("Reference")
+    _seed(reference_account)
+    reference = validated_import(reference_account, owner, path)
+    tasks.apply_import(reference.id)
+    reference = Import.get_by_id(reference.id)
+    reference_export = exported(reference_account.id)
+
+    upload = validated_import(account, owner, path)
+    first = workers.start(IMPORT_FAULT_KILL_AFTER_CHUNKS=k)
+    assert queue.enqueue("import", upload.id, _redis_url())
+    wait_for(lambda: workers.exited(first), what=f"worker to die after {k} chunks")
+    workers.kill(first)  # its scheduler, if it outlived the worker
+    killed = status_of(upload.id)
+    assert (killed.status, killed.checkpoint, killed.attempt) == ("running", k * CHUNK, 1)
+    assert audit_count(upload.id) < audit_count(reference.id)
+
+    workers.start()
+    wait_for(lambda: finished(upload.id), what="the import to finish on the second worker")
+    _assert_exactly_once(upload.id, reference, reference_export, account.id, path, seeded=_seed_points())
+    assert Import.get_by_id(upload.id).attempt == 2
+
+
+@pytest.mark.redis
+@needs_services
+def test_sigkill_mid_chunk_from_outside(workers, tmp_path):
+    """A kill at whatever point the worker is (inside a chunk's transaction, most likely)."""
+    account_a, owner_a = _owner_and_account()
+    path = write_csv(tmp_path / "customers.csv", ROWS)
+    reference, reference_export = _reference(tmp_path, owner_a, path)
+    upload = validated_import(account_a, owner_a, path)
+    first = workers.start()
+    assert queue.enqueue("import", upload.id, _redis_url())
+    wait_for(lambda: status_of(upload.id).checkpoint >= 5 * CHUNK, interval=0.005, what="5 chunks")
+    workers.kill(first)
+    workers.start()
+    wait_for(lambda: finished(upload.id), what="the import to finish")
+    _assert_exactly_once(upload.id, reference, reference_export, account_a.id, path)
+
+
+@pytest.mark.redis
+@needs_services
+def test_same_import_enqueued_twice_runs_once(workers, tmp_path):
+    account_a, owner_a = _owner_and_account()
+    path = write_csv(tmp_path / "customers.csv", ROWS)
+    reference, reference_export = _reference(tmp_path, owner_a, path)
+    account_id = account_a.id
+    upload = validated_import(account_a, owner_a, path)
+    assert queue.enqueue("import", upload.id, _redis_url())
+    assert queue.enqueue("import", upload.id, _redis_url())
+    workers.start()
+    workers.start()
+    wait_for(lambda: finished(upload.id), what="the import to finish")
+    _assert_exactly_once(upload.id, reference, reference_export, account_id, path)
+    assert Import.get_by_id(upload.id).attempt == 1
+
+
+@pytest.mark.redis
+@needs_services
+def test_two_overlapping_imports_in_parallel_give_sequential_sums(workers, tmp_path):
+    account, owner_a = _owner_and_account()
+    first_file = write_csv(tmp_path / "first.csv", ROWS, distinct=1500)
+    second_file = write_csv(tmp_path / "second.csv", ROWS, start=500, distinct=1500, names=False)
+    sequential = create_account("Sequential")
+    for path in (first_file, second_file):
+        tasks.apply_import(validated_import(sequential, owner_a, path).id)
+    expected = {p["email"]: p["points"] for p in exported(sequential.id)}
+
+    first, second = (validated_import(account, owner_a, p) for p in (first_file, second_file))
+    workers.start()
+    workers.start()
+    for upload in (first, second):
+        assert queue.enqueue("import", upload.id, _redis_url())
+    for upload in (first, second):
+        wait_for(lambda u=upload: finished(u.id), what="both imports to finish")
+    result = exported(account.id)
+    assert [Import.get_by_id(u.id).status for u in (first, second)] == ["completed", "completed"]
+    assert len(result) == len(expected) == Persona.select().where(Persona.account == account).count()
+    assert {p["email"]: p["points"] for p in result} == expected
+    assert sum(expected.values()) == file_points(first_file) + file_points(second_file)
+    for upload in (first, second):
+        assert audit_count(upload.id) == changed_rows(Import.get_by_id(upload.id))
+
+
+@pytest.mark.redis
+@needs_services
+def test_redis_down_at_submit_runs_once_when_it_is_back(workers, tmp_path):
+    account_a, owner_a = _owner_and_account()
+    path = write_csv(tmp_path / "customers.csv", 500)
+    reference, reference_export = _reference(tmp_path, owner_a, path)
+    upload = validated_import(account_a, owner_a, path)
+    assert queue.enqueue("import", upload.id, "redis://127.0.0.1:1/7") is False
+    waiting = Import.get_by_id(upload.id)
+    assert (waiting.status, waiting.error_message) == ("queued", queue.WAITING_MESSAGE)
+
+    workers.start()
+    wait_for(lambda: finished(upload.id), what="the reaper to queue it once Redis is reachable")
+    _assert_exactly_once(upload.id, reference, reference_export, account_a.id, path)
+    done = Import.get_by_id(upload.id)
+    assert (done.attempt, done.error_message) == (1, None)
+
+
+# ---------------------------------------------------------------- in-process runner on SQLite
+
+class Killed(BaseException):
+    """A crash: not an Exception, so no handler of the job sees it and nothing is cleaned up."""
+
+
+def _kill_after(chunks: int):
+    done = [0]
+
+    def after_chunk():
+        done[0] += 1
+        if done[0] >= chunks:
+            raise Killed
+
+    return after_chunk
+
+
+def _age_heartbeat(import_id: int) -> None:
+    """Let the dead run's heartbeat go stale, as time would."""
+    import datetime
+
+    upload = Import.get_by_id(import_id)
+    Import.update(heartbeat_at=upload.heartbeat_at - datetime.timedelta(hours=1)).where(
+        Import.id == import_id).execute()
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("k", [1, 5, 17])
+def test_in_process_killed_after_k_chunks_resumes_exactly_once(app, tmp_path, account_a, owner_a, k):
+    account = account_a
+    path = write_csv(tmp_path / "customers.csv", ROWS)
+    _seed(account)
+    reference_account = create_account("Reference")
+    _seed(reference_account)
+    reference = validated_import(reference_account, owner_a, path)
+    tasks.apply_import(reference.id)
+    reference = Import.get_by_id(reference.id)
+    reference_export = exported(reference_account.id)
+
+    upload = validated_import(account, owner_a, path)
+    with pytest.raises(Killed):
+        tasks.apply_import(upload.id, after_chunk=_kill_after(k))
+    assert (status_of(upload.id).status, status_of(upload.id).checkpoint) == ("running", k * CHUNK)
+    tasks.apply_import(upload.id)  # a second run while the first still "beats": does nothing
+    assert status_of(upload.id).checkpoint == k * CHUNK
+    assert queue.requeue_stale(None) == []  # nothing is stale yet
+
+    _age_heartbeat(upload.id)
+    assert queue.requeue_stale(None) == [upload.id]  # the in-process runner picks it up
+    wait_for(lambda: finished(upload.id), what="the runner thread to finish")
+    _assert_exactly_once(upload.id, reference, reference_export, account.id, path, seeded=_seed_points())
+    assert Import.get_by_id(upload.id).attempt == 2
+
+
+@pytest.mark.sqlite_only
+def test_in_process_same_import_enqueued_twice_runs_once(app, tmp_path, account_a, owner_a):
+    path = write_csv(tmp_path / "customers.csv", ROWS)
+    reference, reference_export = _reference(tmp_path, owner_a, path)
+    upload = validated_import(account_a, owner_a, path)
+    assert queue.enqueue("import", upload.id, None)
+    assert queue.enqueue("import", upload.id, None)
+    wait_for(lambda: finished(upload.id), what="the import to finish")
+    _assert_exactly_once(upload.id, reference, reference_export, account_a.id, path)
+    assert Import.get_by_id(upload.id).attempt == 1
+
+
+@pytest.mark.sqlite_only
+def test_in_process_two_overlapping_imports_in_parallel(app, tmp_path, account_a, owner_a):
+    account = account_a
+    first_file = write_csv(tmp_path / "first.csv", ROWS, distinct=1500)
+    second_file = write_csv(tmp_path / "second.csv", ROWS, start=500, distinct=1500, names=False)
+    sequential = create_account("Sequential")
+    for path in (first_file, second_file):
+        tasks.apply_import(validated_import(sequential, owner_a, path).id)
+    expected = {p["email"]: p["points"] for p in exported(sequential.id)}
+
+    uploads = [validated_import(account, owner_a, p) for p in (first_file, second_file)]
+    threads = [threading.Thread(target=tasks.apply_import, args=(u.id,)) for u in uploads]
+    db.close()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert [Import.get_by_id(u.id).status for u in uploads] == ["completed", "completed"]
+    result = exported(account.id)
+    assert len(result) == len(expected)
+    assert {p["email"]: p["points"] for p in result} == expected
+    for upload in uploads:
+        assert audit_count(upload.id) == changed_rows(Import.get_by_id(upload.id))

@@ -291,9 +291,12 @@ def _stamp(upload: Import) -> Stamp:
 
 def _apply_chunk(import_id: int, lease: str, stamp: Stamp, columns: dict, chunk_rows: int) -> bool:
     upload = _check_lease(import_id, lease)
+    # Staged rows are numbered 1..n: a bounded range reads just this chunk (an open-ended
+    # "seq > checkpoint ... LIMIT" makes PostgreSQL sort every remaining row, chunk after chunk).
     staged = list(StagedRow.select(StagedRow.seq, StagedRow.data)
-                  .where((StagedRow.upload == import_id) & (StagedRow.seq > upload.checkpoint))
-                  .order_by(StagedRow.seq).limit(chunk_rows).tuples())
+                  .where((StagedRow.upload == import_id) & (StagedRow.seq > upload.checkpoint)
+                         & (StagedRow.seq <= upload.checkpoint + chunk_rows))
+                  .order_by(StagedRow.seq).tuples())
     now = utcnow()
     if not staged:
         Import.update(status="completed", finished_at=now, lease=None, heartbeat_at=now).where(

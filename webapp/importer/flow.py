@@ -1,10 +1,16 @@
 """The steps of one import, shared by the wizard, the CLI and the jobs: upload, map, accept, submit."""
+import json
+from itertools import groupby
+
 from webapp.db import write_transaction
+from webapp.importer import storage
 from webapp.importer.engine import import_table
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import auto_match, normalize_header, validate_mapping
+from webapp.importer.readers import count_rows
+from webapp.importer.report import report_bytes
 from webapp.importer.storage import store_file
-from webapp.models import Import, ImportProblem, RememberedMapping, StagedRow, utcnow
+from webapp.models import Audience, Import, ImportProblem, RememberedMapping, StagedRow, utcnow
 
 
 class Limits:
@@ -36,14 +42,15 @@ def describe(upload: Import, limits: Limits, sheet: str | None = None, header_li
             upload.sheet, upload.header_line, upload.headers = table.sheet, table.header_line, table.headers
             upload.samples = table.sample(3)
     except FileRefused as refused:
-        if "several sheets" not in refused.message or sheet is not None:
+        if not refused.sheets or sheet is not None:
             raise
         # A multi-sheet workbook waits for the user's choice instead of being refused outright.
-        upload.file_error = refused.message
-        upload.status = "draft"
+        upload.file_error, upload.sheet_names = refused.message, refused.sheets
+        upload.headers, upload.samples, upload.mapping, upload.row_count = [], {}, {}, None
+        _unstage(upload)
         upload.save()
         return upload
-    upload.file_error = None
+    upload.file_error, upload.row_count = None, None
     upload.mapping = auto_match(upload.headers, remembered_mappings(upload.account_id), upload.samples)
     _unstage(upload)
     upload.save()
@@ -94,4 +101,118 @@ def mark_queued(upload: Import, status: str) -> None:
     if status == "queued" and not (upload.terms_accepted_at and upload.staged):
         raise FileRefused("Accept the consent terms on the Review step before importing.")
     upload.status, upload.queued_at, upload.error_message = status, utcnow(), None
+    # The progress bar counts this job's rows: validation from 0, applying from its checkpoint.
+    upload.rows_done = upload.checkpoint if status == "queued" else 0
     upload.save()
+
+
+# ---------------------------------------------------------------- for the wizard and the history page
+
+# Files small enough to count while the user waits for the Uploaded step (a few hundred ms at most).
+CHEAP_COUNT_BYTES = {"csv": 20 * 1024 * 1024, "xlsx": 1024 * 1024, "xls": 1024 * 1024}
+BEFORE_SUBMIT = ("draft", "validating", "validated")
+WORKING = ("validating", "queued", "running")
+PROBLEMS_PER_QUERY = 500
+
+
+def count_rows_if_cheap(upload: Import, limits: Limits) -> int | None:
+    """Count the data rows now when the file is small; None leaves the count to the validation pass."""
+    if upload.file_error or not upload.headers or upload.size > CHEAP_COUNT_BYTES.get(upload.kind, 0):
+        return None
+    try:
+        with import_table(upload, limits.max_rows, limits.max_bytes) as table:
+            upload.row_count = count_rows(table)
+    except FileRefused:
+        return None  # e.g. over the row limit: validation says so with its message
+    upload.save(only=[Import.row_count])
+    return upload.row_count
+
+
+def is_submitted(upload: Import) -> bool:
+    """True once the user pressed "Import Personas": the wizard is over, only progress and results remain."""
+    return upload.terms_accepted_at is not None and upload.status not in BEFORE_SUBMIT
+
+
+def discard(upload: Import) -> None:
+    """Delete an import that was never submitted, with its file, staged rows and problems."""
+    if is_submitted(upload) or upload.status in WORKING:
+        raise FileRefused("This import has started; it can no longer be removed. Its file can be deleted "
+                          "from the import history once it has finished.")
+    with write_transaction():
+        upload.delete_instance(recursive=True)
+
+
+def delete_file(upload: Import) -> None:
+    """Delete a finished import's stored file, staged rows and generated audience; persona changes stay."""
+    if upload.status in WORKING:
+        raise FileRefused("This import is still running. Delete its file once it has finished.")
+    with write_transaction():
+        storage.delete_file(upload)
+        StagedRow.delete().where(StagedRow.upload == upload).execute()
+        Audience.delete().where((Audience.source_import == upload.id) & (Audience.account == upload.account_id)).execute()
+        upload.file_deleted, upload.staged, upload.audience_id = True, False, None
+        upload.save(only=[Import.file_deleted, Import.staged, Import.audience_id])
+
+
+def problem_sources(upload: Import) -> tuple[str, str]:
+    """Which problems describe the import: the dry run's until it was applied, then the apply's."""
+    applied = upload.status in ("completed", "reverted") or (upload.status == "failed" and is_submitted(upload))
+    return ("parse", "apply") if applied else ("parse", "review")
+
+
+def problems(upload: Import, limit: int | None = None):
+    """The import's problems in file order (the first `limit` of them)."""
+    query = (ImportProblem.select()
+             .where((ImportProblem.upload == upload) & ImportProblem.source.in_(problem_sources(upload)))
+             .order_by(ImportProblem.line, ImportProblem.id))
+    return query.limit(limit) if limit else query
+
+
+def problem_counts(upload: Import) -> dict:
+    """{"rows": rows with a problem, "problems": problems}."""
+    query = ImportProblem.select().where(
+        (ImportProblem.upload == upload) & ImportProblem.source.in_(problem_sources(upload)))
+    return {"rows": query.select(ImportProblem.line).distinct().count(), "problems": query.count()}
+
+
+def _report_rows(upload: Import):
+    """One dict per problem row (line, error, problems, original cells) for report.write_report."""
+    query = problems(upload).iterator()
+    after_seq = 0
+    for _, chunk in groupby(enumerate(query), key=lambda item: item[0] // PROBLEMS_PER_QUERY):
+        found = [p for _, p in chunk]
+        lines = sorted({p.line for p in found})
+        cells = {}
+        # Staged rows have no index on line, but seq < line and both grow together: a seq range
+        # on the (upload, seq) index keeps every lookup near the rows it wants.
+        for seq, line, data in (StagedRow.select(StagedRow.seq, StagedRow.line, StagedRow.data)
+                                .where((StagedRow.upload == upload) & (StagedRow.seq >= after_seq)
+                                       & (StagedRow.seq <= lines[-1]) & StagedRow.line.in_(lines)).tuples()):
+            cells[line] = json.loads(data).get("cells") or []
+            after_seq = max(after_seq, seq)
+        for line, group in groupby(found, key=lambda p: p.line):
+            group = list(group)
+            error = next((p.reason for p in group if p.severity == "error"), None)
+            yield {"line": line, "error": error, "cells": cells.get(line, []),
+                   "problems": [{"column": p.column_name, "value": p.value, "reason": p.reason} for p in group]}
+
+
+def problem_report(upload: Import) -> bytes:
+    """The problem report CSV: every problem row with its original cells, neutralized, re-importable."""
+    return report_bytes(list(upload.headers or []), _merge_lines(_report_rows(upload)))
+
+
+def _merge_lines(rows):
+    """Join a row whose problems straddle two query chunks back into one report line."""
+    pending = None
+    for row in rows:
+        if pending and pending["line"] == row["line"]:
+            pending["problems"] += row["problems"]
+            pending["error"] = pending["error"] or row["error"]
+            continue
+        if pending:
+            yield pending
+        pending = row
+    if pending:
+        yield pending
+

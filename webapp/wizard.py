@@ -1,0 +1,336 @@
+"""The import wizard: one view per step and verb, each rendering its step's partial.
+
+Every step is a URL carrying the import (/imports/<id>/mapping); the Import row is the wizard's
+state. A step asked for in the wrong state sends the user to the step the import is at.
+"""
+from flask import Blueprint, Response, abort, current_app, g, redirect, request, url_for
+
+from webapp.auth import get_owned_or_404, login_required, owner_required
+from webapp.importer import flow
+from webapp.importer.progress import progress as progress_of
+from webapp.importer.errors import FileRefused
+from webapp.importer.fields import ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target
+from webapp.importer.templates import TEMPLATES, template_csv, template_filename, template_xlsx
+from webapp.models import Import, utcnow
+from webapp.render import render, wants_partial
+from worker.queue import enqueue
+
+bp = Blueprint("wizard", __name__, url_prefix="/imports")
+
+PAGE = "imports/wizard.html"
+ATTRIBUTE = "attribute"  # the select's value for "Custom attribute"; its name comes from attribute-<i>
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PROBLEMS_SHOWN = 20
+ACCEPT_TERMS = "Accept the consent terms to import."
+
+
+# ---------------------------------------------------------------- helpers
+
+def limits() -> flow.Limits:
+    """The upload limits from the app's settings."""
+    return flow.Limits(current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024, current_app.config["MAX_ROWS"])
+
+
+def start_job(kind: str, upload: Import) -> bool:
+    """Hand the import to the queue (the one enqueue point); False when the queue is unreachable."""
+    return enqueue(kind, upload.id, current_app.config["REDIS_URL"], limits())
+
+
+def step_endpoint(upload: Import) -> str:
+    """The endpoint of the step this import is at."""
+    if flow.is_submitted(upload):
+        return "imports.progress"
+    if upload.status in ("validating", "validated", "failed"):
+        return "wizard.review_get"
+    return "wizard.uploaded_get"
+
+
+def go_to(upload: Import | None, endpoint: str | None = None) -> Response:
+    """Show a step: HTMX gets its partial with HX-Push-Url; a browser without script a 303 redirect."""
+    if upload is None:
+        endpoint, args = "wizard.upload_get", {}
+    else:
+        endpoint, args = endpoint or step_endpoint(upload), {"import_id": upload.id}
+    url = url_for(endpoint, **args)
+    if not wants_partial():
+        return redirect(url, 303)
+    response = current_app.view_functions[endpoint](**args)
+    response.headers["HX-Push-Url"] = url
+    return response
+
+
+def load(import_id: int, allowed: tuple[str, ...]) -> tuple[Import, Response | None]:
+    """The current account's import, and a response sending the user elsewhere when this step is not allowed."""
+    upload = get_owned_or_404(Import, import_id)
+    if flow.is_submitted(upload) or upload.status not in allowed:
+        return upload, go_to(upload)
+    return upload, None
+
+
+def step(partial: str, title: str, status: int = 200, **context) -> Response:
+    """Render a wizard step: its partial for HTMX, else the wizard page around it."""
+    return render(PAGE, f"imports/steps/{partial}", status=status, title=title, **context)
+
+
+# ---------------------------------------------------------------- step 1: upload
+
+def upload_context() -> dict:
+    """What the Upload step lists: known fields, templates, and this user's unfinished imports."""
+    drafts = (Import.select()
+              .where((Import.account == g.account) & (Import.user == g.user)
+                     & Import.status.in_(flow.BEFORE_SUBMIT))
+              .order_by(Import.created_at.desc(), Import.id.desc()).limit(5))
+    return {"fields": FIELDS.values(), "templates": TEMPLATES.values(), "drafts": list(drafts),
+            "max_mb": current_app.config["MAX_UPLOAD_MB"], "step_of": step_endpoint}
+
+
+@bp.get("/new")
+@owner_required
+def upload_get():
+    """Step 1: the known headers, the templates, and the file drop zone."""
+    return step("_upload.html", "Upload a file", **upload_context())
+
+
+@bp.post("/new")
+@owner_required
+def upload_post():
+    """Store the uploaded file as a new import and show what was found in it."""
+    file = request.files.get("file")
+    if file is None or not file.filename:
+        return step("_upload.html", "Upload a file", status=422, error="Choose a CSV or Excel file to upload.",
+                    **upload_context())
+    try:
+        upload = flow.start_upload(g.account, g.user, file.filename, file.stream, limits())
+    except FileRefused as refused:
+        return step("_upload.html", "Upload a file", status=422, error=refused.message, file_name=file.filename,
+                    **upload_context())
+    flow.count_rows_if_cheap(upload, limits())
+    return go_to(upload, "wizard.uploaded_get")
+
+
+@bp.get("/templates/<slug>.<any(csv, xlsx):ext>")
+@login_required
+def template_download(slug: str, ext: str):
+    """A template file (CSV or Excel) with example rows."""
+    if slug not in TEMPLATES:
+        abort(404)
+    body, mimetype = (template_csv(slug), "text/csv") if ext == "csv" else (template_xlsx(slug), XLSX_TYPE)
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{template_filename(slug, ext)}"'
+    return response
+
+
+# ---------------------------------------------------------------- step 2: uploaded
+
+DRAFT_STEPS = ("draft", "validated", "failed")
+
+
+def uploaded_context(upload: Import) -> dict:
+    """The recognized fields (with the header that matched each) and the unknown headers."""
+    found = {target: header for header, target in upload.mapping.items() if target in FIELDS}
+    unknown = [h for h in upload.headers if upload.mapping.get(h) not in FIELDS]
+    return {"upload": upload, "fields": FIELDS.values(), "found": found, "unknown": unknown}
+
+
+def uploaded_step(upload: Import, status: int = 200, **context) -> Response:
+    """Render step 2 for this import."""
+    return step("_uploaded.html", "Uploaded", status=status, **uploaded_context(upload), **context)
+
+
+@bp.get("/<int:import_id>/uploaded")
+@owner_required
+def uploaded_get(import_id: int):
+    """Step 2: the file's name, row count, recognized fields and unknown headers."""
+    upload, elsewhere = load(import_id, DRAFT_STEPS)
+    return elsewhere or uploaded_step(upload)
+
+
+def _redescribe(import_id: int, **choice) -> Response:
+    """Read the file again with the user's sheet or header line; the file's message inline when refused."""
+    upload, elsewhere = load(import_id, DRAFT_STEPS)
+    if elsewhere:
+        return elsewhere
+    choice.setdefault("sheet", upload.sheet)
+    try:
+        flow.describe(upload, limits(), **choice)
+    except FileRefused as refused:
+        return uploaded_step(Import.get_by_id(upload.id), status=422, error=refused.message)
+    flow.count_rows_if_cheap(upload, limits())
+    return go_to(upload, "wizard.uploaded_get")
+
+
+@bp.post("/<int:import_id>/sheet")
+@owner_required
+def sheet_post(import_id: int):
+    """Use another sheet of the workbook."""
+    sheet = request.form.get("sheet", "")
+    if not sheet:
+        upload, elsewhere = load(import_id, DRAFT_STEPS)
+        return elsewhere or uploaded_step(upload, status=422, error="Choose the sheet to import.")
+    return _redescribe(import_id, sheet=sheet)
+
+
+@bp.post("/<int:import_id>/header")
+@owner_required
+def header_post(import_id: int):
+    """Read the header row from the line the user names."""
+    line = request.form.get("header_line", type=int)
+    if line is None or line < 1:
+        upload, elsewhere = load(import_id, DRAFT_STEPS)
+        return elsewhere or uploaded_step(upload, status=422,
+                                          error="Enter the line number of the header row (1 or more).")
+    return _redescribe(import_id, header_line=line)
+
+
+@bp.post("/<int:import_id>/remove")
+@owner_required
+def remove_post(import_id: int):
+    """Discard the upload and start again."""
+    upload = get_owned_or_404(Import, import_id)
+    try:
+        flow.discard(upload)
+    except FileRefused:
+        return go_to(upload)
+    return go_to(None)
+
+
+# ---------------------------------------------------------------- step 3: map
+
+def mapping_rows(upload: Import, mapping: dict) -> list[dict]:
+    """One row per file column: index, header, samples, the chosen target and attribute name."""
+    rows = []
+    for index, header in enumerate(upload.headers):
+        target = mapping.get(header, IGNORE)
+        name = attribute_name(target)
+        rows.append({"index": index, "header": header, "samples": (upload.samples.get(header) or [])[:3],
+                     "target": ATTRIBUTE if name is not None else target,
+                     "attribute": name if name is not None else header})
+    return rows
+
+
+def conflicting(mapping: dict) -> set[str]:
+    """Headers mapped to a target another column also has."""
+    columns: dict[str, list[str]] = {}
+    for header, target in mapping.items():
+        if target != IGNORE:
+            name = attribute_name(target)
+            columns.setdefault(target if name is None else ATTRIBUTE_PREFIX + name, []).append(header)
+    return {h for headers in columns.values() if len(headers) > 1 for h in headers}
+
+
+def mapping_step(upload: Import, mapping: dict, status: int = 200, errors=()) -> Response:
+    """Render step 3 with this mapping (the saved one, or the user's rejected choices and their errors)."""
+    return step("_mapping.html", "Map the columns", status=status, upload=upload, fields=FIELDS.values(),
+                rows=mapping_rows(upload, mapping), errors=list(errors),
+                conflicts=conflicting(mapping) if errors else set())
+
+
+@bp.get("/<int:import_id>/mapping")
+@owner_required
+def mapping_get(import_id: int):
+    """Step 3: one line per column with samples and a persona field to fill."""
+    upload, elsewhere = load(import_id, DRAFT_STEPS)
+    if elsewhere:
+        return elsewhere
+    if upload.file_error or not upload.headers:
+        return go_to(upload, "wizard.uploaded_get")
+    return mapping_step(upload, upload.mapping)
+
+
+def parse_mapping(upload: Import, form) -> dict:
+    """The mapping from the form: target-<i> per column; attribute-<i> names a custom attribute."""
+    mapping = {}
+    for index, header in enumerate(upload.headers):
+        target = form.get(f"target-{index}", IGNORE)
+        if target == ATTRIBUTE:
+            target = attribute_target(form.get(f"attribute-{index}", ""))
+        mapping[header] = target
+    return mapping
+
+
+@bp.post("/<int:import_id>/mapping")
+@owner_required
+def mapping_post(import_id: int):
+    """Save the mapping and start the dry run; errors inline with the user's choices kept."""
+    upload, elsewhere = load(import_id, DRAFT_STEPS)
+    if elsewhere:
+        return elsewhere
+    if upload.file_error or not upload.headers:
+        return go_to(upload, "wizard.uploaded_get")
+    mapping = parse_mapping(upload, request.form)
+    errors = flow.set_mapping(upload, mapping)
+    if errors:
+        return mapping_step(upload, mapping, status=422, errors=errors)
+    flow.mark_queued(upload, "validating")
+    start_job("validate", upload)
+    return go_to(upload, "wizard.review_get")
+
+
+# ---------------------------------------------------------------- step 4: review
+
+REVIEW_STEPS = ("validating", "validated", "failed")
+
+
+def review_step(upload: Import, status: int = 200, **context) -> Response:
+    """Render step 4: the dry run's progress, its failure, or its counts with the consent form."""
+    shown = list(flow.problems(upload, PROBLEMS_SHOWN)) if upload.status == "validated" else []
+    counts = flow.problem_counts(upload) if upload.status == "validated" else {}
+    context.setdefault("opt_in_sms", upload.options.get("opt_in_sms", False))
+    context.setdefault("opt_in_email", upload.options.get("opt_in_email", False))
+    return step("_review.html", "Review", status=status, upload=upload, problems=shown, problem_counts=counts,
+                progress=progress_of(upload), terms_version=current_app.config["TERMS_VERSION"], **context)
+
+
+@bp.get("/<int:import_id>/review")
+@owner_required
+def review_get(import_id: int):
+    """Step 4: the dry run's progress, then its counts, first problems, opt-in boxes and the terms."""
+    upload, elsewhere = load(import_id, REVIEW_STEPS)
+    return elsewhere or review_step(upload)
+
+
+@bp.post("/<int:import_id>/review")
+@owner_required
+def review_post(import_id: int):
+    """Accept the terms and queue the import (step 5)."""
+    upload, elsewhere = load(import_id, ("validated",))
+    if elsewhere:
+        return elsewhere
+    opt_in_sms, opt_in_email = bool(request.form.get("opt_in_sms")), bool(request.form.get("opt_in_email"))
+    if not request.form.get("accept_terms"):
+        return review_step(upload, status=422, error=ACCEPT_TERMS, opt_in_sms=opt_in_sms, opt_in_email=opt_in_email)
+    flow.accept_terms(upload, g.user, request.remote_addr, current_app.config["TERMS_VERSION"],
+                      opt_in_sms, opt_in_email)
+    try:
+        flow.mark_queued(upload, "queued")
+    except FileRefused as refused:
+        return review_step(upload, status=422, error=refused.message)
+    start_job("import", upload)
+    return go_to(upload, "imports.progress")
+
+
+@bp.app_template_filter()
+def since(moment) -> str:
+    """How long ago a time was, briefly: "just now", "5 min ago", "3 h ago", else the date."""
+    if moment is None:
+        return "—"
+    seconds = (utcnow() - moment).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    return moment.strftime("%Y-%m-%d")
+
+
+@bp.app_template_filter()
+def duration(seconds) -> str:
+    """A number of seconds for people: "40 s", "3 min", "1 h 20 min"."""
+    seconds = int(round(seconds or 0))
+    if seconds < 60:
+        return f"{max(seconds, 1)} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"

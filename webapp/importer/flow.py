@@ -101,6 +101,9 @@ def mark_queued(upload: Import, status: str) -> None:
     if status == "queued" and not (upload.terms_accepted_at and upload.staged):
         raise FileRefused("Accept the consent terms on the Review step before importing.")
     upload.status, upload.queued_at, upload.error_message = status, utcnow(), None
+    if status == "validating":
+        # A validation still running for an earlier mapping loses its lease and stops at its next chunk.
+        upload.lease = None
     # The progress bar counts this job's rows: validation from 0, applying from its checkpoint.
     upload.rows_done = upload.checkpoint if status == "queued" else 0
     upload.save()

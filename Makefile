@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 run: install vendor
 	$(PERSONAS) init-db
 	$(PERSONAS) seed-demo
-	$(PERSONAS) run --host 127.0.0.1 --port 5000
+	IN_PROCESS_REAPER=1 $(PERSONAS) run --host 127.0.0.1 --port 5000
 
 test: install vendor browser
 	$(PY) -m pytest $(PYTEST_ARGS)

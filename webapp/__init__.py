@@ -49,6 +49,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(wizard.bp)
     app.register_blueprint(imports.bp)
 
+    if app.config["IN_PROCESS_REAPER"] and not app.config["REDIS_URL"]:
+        # The embedded runner has no RQ worker to resume an import the last server stopped mid-way.
+        from worker.queue import start_reaper
+
+        start_reaper(None)
+
     from webapp.cli import register_commands
 
     register_commands(app)

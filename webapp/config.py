@@ -28,6 +28,7 @@ def load_config(instance: Path) -> dict:
         "FRAME_ANCESTORS": frame_ancestors,
         # Embedding from another site needs cross-site cookies (SameSite=None; Secure; Partitioned).
         "EMBEDDING": any(origin != "'self'" for origin in frame_ancestors),
+        "IN_PROCESS_REAPER": os.environ.get("IN_PROCESS_REAPER") == "1",
         "PROXY_HOPS": int(os.environ.get("PROXY_HOPS", "0")),
         "TERMS_VERSION": os.environ.get("TERMS_VERSION", "2026-11"),
         "SESSION_COOKIE_HTTPONLY": True,

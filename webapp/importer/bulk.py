@@ -1,60 +1,63 @@
 """Set-based writes through Peewee's connection: COPY / VALUES lists on PostgreSQL, executemany on SQLite."""
 import csv
 import io
+import zlib
 
 from webapp.db import db, is_postgres
 
-# PostgreSQL: rows per VALUES statement; large enough to be set-based, small enough for one packet.
-PAGE = 2000
+NULL = r"\N"
 
 
-def _copy_text(value) -> str:
-    if value is None:
-        return r"\N"
-    if value is True or value is False:
-        return "t" if value else "f"
-    return str(value)
+def _copy(cursor, table: str, columns: list[str], rows: list[tuple]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    # csv writes True/False and numbers as PostgreSQL reads them; only NULL needs spelling out.
+    writer.writerows([NULL if v is None else v for v in row] for row in rows)
+    buffer.seek(0)
+    names = ", ".join(f'"{c}"' for c in columns)
+    cursor.copy_expert(f'COPY "{table}" ({names}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')', buffer)
+
+
+def _staging_table(cursor, table: str, columns: list[str]) -> str:
+    """A temporary copy of table's columns, dropped at commit, to COPY rows into."""
+    staging = f"staging_{table}_{zlib.crc32(','.join(columns).encode()):08x}"
+    names = ", ".join(f'"{c}"' for c in columns)
+    cursor.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{staging}" ON COMMIT DROP AS '
+                   f'SELECT {names} FROM "{table}" WITH NO DATA')
+    cursor.execute(f'TRUNCATE "{staging}"')
+    return staging
 
 
 def insert_rows(table: str, columns: list[str], rows: list[tuple], ignore_conflicts: bool = False) -> None:
-    """Insert rows into table in a few statements (COPY on PostgreSQL when no conflict can occur)."""
+    """Insert rows into table in a few statements (COPY on PostgreSQL)."""
     if not rows:
         return
     cursor = db.cursor()
     names = ", ".join(f'"{c}"' for c in columns)
     if is_postgres():
-        if ignore_conflicts:
-            from psycopg2.extras import execute_values
-
-            execute_values(cursor, f'INSERT INTO "{table}" ({names}) VALUES %s ON CONFLICT DO NOTHING', rows,
-                           page_size=PAGE)
+        if not ignore_conflicts:
+            _copy(cursor, table, columns, rows)
             return
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        for row in rows:
-            writer.writerow([_copy_text(v) for v in row])
-        buffer.seek(0)
-        cursor.copy_expert(f'COPY "{table}" ({names}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')', buffer)
+        # COPY has no ON CONFLICT: stage the rows, then insert what is new in one statement.
+        staging = _staging_table(cursor, table, columns)
+        _copy(cursor, staging, columns, rows)
+        cursor.execute(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM "{staging}" ON CONFLICT DO NOTHING')
         return
     verb = "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
     marks = ", ".join("?" for _ in columns)
     cursor.executemany(f'{verb} INTO "{table}" ({names}) VALUES ({marks})', rows)
 
 
-def update_rows(table: str, columns: list[str], rows: list[tuple], casts: dict[str, str]) -> None:
-    """Update rows by id: each row is (id, *values for columns); casts names PostgreSQL types."""
+def update_rows(table: str, columns: list[str], rows: list[tuple]) -> None:
+    """Update rows by id, each row being (id, *values for columns), in a few statements."""
     if not rows:
         return
     cursor = db.cursor()
     if is_postgres():
-        from psycopg2.extras import execute_values
-
-        sets = ", ".join(f'"{c}" = v."{c}"' for c in columns)
-        names = ", ".join(f'"{c}"' for c in ("id", *columns))
-        template = "(" + ", ".join(f"%s::{casts.get(c, 'text')}" for c in ("id", *columns)) + ")"
-        execute_values(
-            cursor, f'UPDATE "{table}" AS t SET {sets} FROM (VALUES %s) AS v ({names}) WHERE t.id = v.id',
-            rows, template=template, page_size=PAGE)
+        staging = _staging_table(cursor, table, ["id", *columns])
+        _copy(cursor, staging, ["id", *columns], rows)
+        sets = ", ".join(f'"{c}" = s."{c}"' for c in columns)
+        cursor.execute(f'UPDATE "{table}" AS t SET {sets} FROM "{staging}" AS s WHERE t.id = s.id')
         return
     sets = ", ".join(f'"{c}" = ?' for c in columns)
     cursor.executemany(f'UPDATE "{table}" SET {sets} WHERE id = ?', [(*row[1:], row[0]) for row in rows])

@@ -7,13 +7,6 @@ from webapp.importer.merge import PERSONA_COLUMNS, PersonaIndex
 from webapp.models import Persona, PersonaAttribute
 
 DATE_COLUMNS = ("birthday", "loyalty_signup_date")
-PG_CASTS = {
-    "id": "bigint", "points": "bigint", "loyalty_member": "boolean", "archived": "boolean",
-    "sms_opt_in": "boolean", "sms_opt_out": "boolean", "email_opt_in": "boolean", "email_opt_out": "boolean",
-    "birthday": "date", "loyalty_signup_date": "date", "sms_consent_at": "timestamp",
-    "email_consent_at": "timestamp", "sms_consent_import": "integer", "email_consent_import": "integer",
-    "sms_consent_user": "integer", "email_consent_user": "integer", "updated_at": "timestamp",
-}
 
 
 BOOL_COLUMNS = ("loyalty_member", "archived", "sms_opt_in", "sms_opt_out", "email_opt_in", "email_opt_out")
@@ -94,9 +87,9 @@ def write_personas(account_id: int, changed: list[dict], created: list[dict], no
     rekeyed = [(p["id"], None if p["email"] != p["loaded_email"] else p["email"],
                 None if p["phone"] != p["loaded_phone"] else p["phone"])
                for p in changed if (p["email"], p["phone"]) != (p["loaded_email"], p["loaded_phone"])]
-    bulk.update_rows(table, ["email", "phone"], rekeyed, PG_CASTS)
+    bulk.update_rows(table, ["email", "phone"], rekeyed)
     columns = [*PERSONA_COLUMNS, "updated_at"]
-    bulk.update_rows(table, columns, [(p["id"], *_values(p, now)) for p in changed], PG_CASTS)
+    bulk.update_rows(table, columns, [(p["id"], *_values(p, now)) for p in changed])
     bulk.insert_rows(table, ["account_id", *columns, "created_at"],
                      [(account_id, *_values(p, now), now) for p in created])
     _assign_ids(account_id, created)

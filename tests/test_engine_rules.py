@@ -493,10 +493,6 @@ def test_an_import_row_has_at_most_one_audit_entry(account_a, owner_a, tmp_path)
 
 # ---------------------------------------------------------------- known deviations (reported, not yet fixed)
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine excludes from the box by the opt-out rows' email/phone keys, checked against the persona's keys "
-    "at each row; when keys move during the file, the box opts in a persona whose LATER row opts out "
-    "(a momentary opt-in with its own audit entry and consent stamp)"))
 def test_the_box_never_opts_in_a_persona_whose_later_row_opts_out_even_after_its_keys_changed(
         account_a, owner_a, tmp_path, make_persona):
     make_persona(account_a, email=A)
@@ -520,10 +516,6 @@ def test_dry_run_counts_equal_the_apply_with_an_opt_in_all_box(account_a, owner_
     assert counts(apply_queued(upload)) == review_counts(upload)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine: a REJECTED row's opt-out (here: its email is an archived persona) still excludes from the box "
-    "any persona that later carries that row's phone; the reference excludes only the personas an opt-out row "
-    "reached (matched or created), and nobody had this phone when the row was read"))
 def test_a_rejected_rows_opt_out_does_not_exclude_a_new_customer_with_its_phone_from_the_box(
         runner, account_a, owner_a, tmp_path):
     invoke(runner, "archive", "--account", "Alpha", "--email", B)

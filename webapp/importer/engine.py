@@ -20,7 +20,7 @@ from peewee import IntegrityError, OperationalError
 from webapp.db import db, is_postgres, write_transaction
 from webapp.importer import bulk
 from webapp.importer.errors import FileRefused
-from webapp.importer.merge import Merger, PersonaIndex, Stamp
+from webapp.importer.merge import CONSENT_CHANNELS, Merger, PersonaIndex, Stamp
 from webapp.importer.personas_io import load_into, write_personas
 from webapp.importer.readers import open_table
 from webapp.importer.storage import opened_file
@@ -194,7 +194,7 @@ class _Simulation:
     def __init__(self, upload: Import):
         self.upload, self.index, self.counts = upload, PersonaIndex(), Counter()
         self.seen_emails, self.seen_phones = set(), set()
-        self.opted_out = {"sms": set(), "email": set()}
+        self.opted_out = {channel: {"ids": set(), "lines": set()} for channel in CONSENT_CHANNELS}
         self.columns = _columns_by_field(upload)
         stamp = Stamp(import_id=upload.id, user_id=upload.user_id, at=None, terms_version=None)
         self.merger = Merger(self.index, stamp)
@@ -208,24 +208,30 @@ class _Simulation:
         self.seen_phones |= phones
         problems = []
         for row in parsed:
-            self._note_opt_outs(row)
             outcome = self.merger.apply(row)
+            self._note_opt_outs(row, outcome)
             self.counts[outcome.action] += 1
             self.counts["warnings"] += sum(1 for p in row["problems"] if p["severity"] == "warning")
             problems.extend(_named(outcome.problems, self.columns))
         self.counts["warnings"] += sum(1 for p in problems if p["severity"] == "warning")
         return problems
 
-    def _note_opt_outs(self, row: dict) -> None:
-        for channel in self.opted_out:
+    def _note_opt_outs(self, row: dict, outcome) -> None:
+        """Remember the personas an opt-out row reaches: the opt-in-all boxes must skip them at apply."""
+        for channel, reached in self.opted_out.items():
             if row["fields"].get(f"{channel}_opt_out") is True:
-                keys = (row["fields"].get("email"), row["fields"].get("phone"))
-                self.opted_out[channel].update(k for k in keys if k)
+                for persona in outcome.reached:
+                    if persona["id"] is not None:
+                        reached["ids"].add(persona["id"])
+                    else:
+                        reached["lines"].add(persona["created_by_line"])
 
     def summary(self, rows: int) -> dict:
         """Counts for the Review step, plus the in-file opt-outs the apply step must respect."""
         counts = {name: self.counts[name] for name in ("created", "updated", "unchanged", "rejected", "warnings")}
-        return {"rows": rows, **counts, "opted_out": {k: sorted(v) for k, v in self.opted_out.items()}}
+        opted_out = {channel: {kind: sorted(values) for kind, values in reached.items()}
+                     for channel, reached in self.opted_out.items()}
+        return {"rows": rows, **counts, "opted_out": opted_out}
 
 
 def _named(problems: list[dict], columns: dict) -> list[dict]:
@@ -283,10 +289,11 @@ def _retryable(error: Exception) -> bool:
 
 
 def _stamp(upload: Import) -> Stamp:
-    opted_out = {k: set(v) for k, v in (upload.review.get("opted_out") or {}).items()}
+    opted_out = {channel: {kind: set(values) for kind, values in reached.items()}
+                 for channel, reached in (upload.review.get("opted_out") or {}).items()}
     opt_in_all = {"sms": bool(upload.options.get("opt_in_sms")), "email": bool(upload.options.get("opt_in_email"))}
     return Stamp(import_id=upload.id, user_id=upload.user_id, at=None, terms_version=upload.terms_version,
-                 opt_in_all=opt_in_all, opted_out_keys=opted_out)
+                 opt_in_all=opt_in_all, opted_out=opted_out)
 
 
 def _apply_chunk(import_id: int, lease: str, stamp: Stamp, columns: dict, chunk_rows: int) -> bool:
@@ -306,6 +313,8 @@ def _apply_chunk(import_id: int, lease: str, stamp: Stamp, columns: dict, chunk_
     index = PersonaIndex()
     load_into(index, upload.account_id, {r["fields"].get("email") for r in rows},
               {r["fields"].get("phone") for r in rows}, lock=True)
+    if any(reached.get("lines") for reached in stamp.opted_out.values()):
+        _mark_created_lines(index, import_id)
     stamp.at = now
     outcomes = [Merger(index, stamp).apply(row) for row in rows]
     changed = list({o.persona["id"]: o.persona for o in outcomes if o.changes and o.persona["id"]}.values())
@@ -324,6 +333,15 @@ def _apply_chunk(import_id: int, lease: str, stamp: Stamp, columns: dict, chunk_
     Import.update(checkpoint=staged[-1][0], rows_done=staged[-1][0], counts=dict(counts), heartbeat_at=now, audience_id=audience_id).where(
         (Import.id == import_id) & (Import.lease == lease)).execute()
     return True
+
+
+def _mark_created_lines(index: PersonaIndex, import_id: int) -> None:
+    """Tell personas this import created in earlier chunks which row created them (opt-out exclusions)."""
+    created = AuditEntry.select(AuditEntry.persona_id, AuditEntry.row).where(
+        (AuditEntry.import_id == import_id) & (AuditEntry.action == "created")
+        & AuditEntry.persona_id.in_(list(index.by_id)))
+    for persona_id, line in created.tuples():
+        index.by_id[persona_id]["created_by_line"] = line
 
 
 def _create_audience(upload: Import, now) -> int:

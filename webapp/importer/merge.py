@@ -45,7 +45,8 @@ class Stamp:
     at: object
     terms_version: str | None
     opt_in_all: dict = field(default_factory=dict)  # channel -> bool (the wizard's boxes)
-    opted_out_keys: dict = field(default_factory=dict)  # channel -> emails/phones with an opt-out row
+    # channel -> {"ids": personas an opt-out row of the file reaches, "lines": rows creating such personas}
+    opted_out: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Outcome:
     persona: dict | None = None
     changes: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
+    reached: list = field(default_factory=list)  # the personas the row matched (two when ambiguous)
 
 
 class PersonaIndex:
@@ -112,7 +114,7 @@ class Merger:
         if by_email is not None and by_phone is not None and by_email is not by_phone:
             reason = (f"ambiguous match: the email matches {describe(by_email)} and the phone matches "
                       f"{describe(by_phone)}; nothing was merged")
-            return Outcome(line, "rejected", problems=[_error(line, "", "", reason)])
+            return Outcome(line, "rejected", problems=[_error(line, "", "", reason)], reached=[by_email, by_phone])
         persona = by_email or by_phone
         if persona is not None and persona["archived"]:
             reason = f"archived persona: {describe(persona)} is archived and is not re-activated by imports"
@@ -122,7 +124,7 @@ class Merger:
             persona = blank_persona()
             persona["created_by_line"] = line
             outcome.action = "created"
-        outcome.persona = persona
+        outcome.persona, outcome.reached = persona, [persona]
         self._set_fields(persona, values, outcome)
         self._add_points(persona, values.get("points"), outcome)
         for channel in CONSENT_CHANNELS:
@@ -183,8 +185,9 @@ class Merger:
         })
 
     def _opted_out_in_file(self, persona: dict, channel: str) -> bool:
-        keys = self.stamp.opted_out_keys.get(channel) or ()
-        return bool(keys) and (persona["email"] in keys or persona["phone"] in keys)
+        opted_out = self.stamp.opted_out.get(channel) or {}
+        return persona["id"] in opted_out.get("ids", ()) or persona.get("created_by_line") in opted_out.get(
+            "lines", ())
 
     def _add_attributes(self, persona: dict, names, outcome: Outcome) -> None:
         added = [name for name in names if name not in persona["attributes"]]

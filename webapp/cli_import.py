@@ -8,6 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from webapp.config import upload_limits
 from webapp.db import write_transaction
 from webapp.importer import flow
 from webapp.importer.errors import FileRefused
@@ -44,8 +45,7 @@ def _owner(account_name: str, user_email: str) -> tuple[Account, User]:
 
 
 def _limits() -> flow.Limits:
-    config = current_app.config
-    return flow.Limits(config["MAX_UPLOAD_MB"] * 1024 * 1024, config["MAX_ROWS"])
+    return upload_limits(current_app.config)
 
 
 def _run_job(kind: str, upload: Import, status: str, done: tuple[str, ...]) -> Import:

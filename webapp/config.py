@@ -36,9 +36,14 @@ def load_config(instance: Path) -> dict:
     }
 
 
-def limits_from_env():
-    """Upload limits for processes without a Flask app (RQ workers)."""
+def upload_limits(settings) -> "Limits":
+    """The upload limits from settings holding MAX_UPLOAD_MB and MAX_ROWS (the app's config)."""
     from webapp.importer.flow import Limits
 
-    return Limits(max_bytes=int(os.environ.get("MAX_UPLOAD_MB", "100")) * 1024 * 1024,
-                  max_rows=int(os.environ.get("MAX_ROWS", "2000000")))
+    return Limits(max_bytes=int(settings["MAX_UPLOAD_MB"]) * 1024 * 1024, max_rows=int(settings["MAX_ROWS"]))
+
+
+def limits_from_env() -> "Limits":
+    """Upload limits for processes without a Flask app (RQ workers)."""
+    return upload_limits({"MAX_UPLOAD_MB": os.environ.get("MAX_UPLOAD_MB", "100"),
+                          "MAX_ROWS": os.environ.get("MAX_ROWS", "2000000")})

@@ -6,9 +6,10 @@ state. A step asked for in the wrong state sends the user to the step the import
 from flask import Blueprint, Response, abort, current_app, g, redirect, request, url_for
 
 from webapp.auth import get_owned_or_404, login_required, owner_required
+from webapp.config import upload_limits
 from webapp.importer import flow
-from webapp.importer.progress import progress as progress_of
 from webapp.importer.errors import FileRefused
+from webapp.importer.progress import progress as progress_of
 from webapp.importer.fields import ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target
 from webapp.importer.templates import TEMPLATES, template_csv, template_filename, template_xlsx
 from webapp.models import Import, utcnow
@@ -28,7 +29,7 @@ ACCEPT_TERMS = "Accept the consent terms to import."
 
 def limits() -> flow.Limits:
     """The upload limits from the app's settings."""
-    return flow.Limits(current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024, current_app.config["MAX_ROWS"])
+    return upload_limits(current_app.config)
 
 
 def start_job(kind: str, upload: Import) -> bool:

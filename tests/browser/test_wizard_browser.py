@@ -471,13 +471,8 @@ def test_sheet_picker_for_a_workbook_with_several_sheets(wizard, tmp_path):
     assert wizard.counts("review")["will create"] == 3
 
 
-# ---------------------------------------------------------------------------------------------- known app bugs
-# Each fails today and is marked xfail(strict=True): the suite stays green, and the day the app is
-# fixed the xfail turns into an XPASS failure that asks for the marker to go.
+# ---------------------------------------------------------------------------------------------- layout checks
 
-@pytest.mark.xfail(strict=True, reason="app bug: the import history table is ~1,280 px wide inside a ~1,110 px "
-                   "content column, so Warnings and Actions (View, Report, Revert, Delete file) are off-screen "
-                   "behind a horizontal scroll at any window width")
 def test_history_actions_visible_without_scrolling(page, live):
     with db.connection_context():
         Import.create(account=live.account.id, user=live.owner.id, file_name="march-export.csv", kind="csv",
@@ -491,8 +486,6 @@ def test_history_actions_visible_without_scrolling(page, live):
     assert scroll_width <= client_width, f"the table needs {scroll_width} px, its box is {client_width} px"
 
 
-@pytest.mark.xfail(strict=True, reason="app bug: when a workbook waits for its sheet to be chosen, step 2 shows "
-                   "'Type — · 5.5 kB': flow.describe() keeps the kind only when the read succeeds")
 def test_multi_sheet_workbook_shows_its_type(wizard, tmp_path):
     from openpyxl import Workbook
 

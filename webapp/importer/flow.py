@@ -7,10 +7,10 @@ from webapp.importer import storage
 from webapp.importer.engine import import_table
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import auto_match, normalize_header, validate_mapping
-from webapp.importer.readers import count_rows
+from webapp.importer.readers import OLE2_MAGIC, count_rows
 from webapp.importer.report import report_bytes
 from webapp.importer.storage import store_file
-from webapp.models import Audience, Import, ImportProblem, RememberedMapping, StagedRow, utcnow
+from webapp.models import Audience, Import, ImportProblem, RememberedMapping, StagedRow, UploadChunk, utcnow
 
 
 class Limits:
@@ -46,6 +46,7 @@ def describe(upload: Import, limits: Limits, sheet: str | None = None, header_li
             raise
         # A multi-sheet workbook waits for the user's choice instead of being refused outright.
         upload.file_error, upload.sheet_names = refused.message, refused.sheets
+        upload.kind = workbook_kind(upload)
         upload.headers, upload.samples, upload.mapping, upload.row_count = [], {}, {}, None
         _unstage(upload)
         upload.save()
@@ -55,6 +56,12 @@ def describe(upload: Import, limits: Limits, sheet: str | None = None, header_li
     _unstage(upload)
     upload.save()
     return upload
+
+
+def workbook_kind(upload: Import) -> str:
+    """"xls" or "xlsx", from the stored file's signature (only workbooks have sheets)."""
+    first = UploadChunk.get((UploadChunk.upload == upload) & (UploadChunk.seq == 0))
+    return "xls" if bytes(first.data[:len(OLE2_MAGIC)]) == OLE2_MAGIC else "xlsx"
 
 
 def remembered_mappings(account_id: int) -> dict:

@@ -162,3 +162,12 @@ def test_nav_and_embedded_layout(owner_client):
     assert 'aria-label="Main"' not in owner_client.get("/audiences").get_data(as_text=True)
     owner_client.get("/personas?embed=0")
     assert 'aria-label="Main"' in owner_client.get("/audiences").get_data(as_text=True)
+
+
+def test_phones_show_in_the_accounts_national_format_and_foreign_ones_internationally(
+        owner_client, account_a, make_persona):
+    make_persona(account_a, email="ann@example.com", phone="+14155550100")
+    make_persona(account_a, email="nigel@example.co.uk", phone="+442079460958")
+    page = owner_client.get("/personas").get_data(as_text=True)
+    assert '<span title="+14155550100">(415) 555-0100</span>' in page
+    assert '<span title="+442079460958">+44 20 7946 0958</span>' in page

@@ -3,6 +3,7 @@ import datetime
 import math
 import re
 
+import phonenumbers
 from flask import Blueprint, g, request, url_for
 
 from webapp.auth import get_owned_or_404, login_required
@@ -112,3 +113,17 @@ def detail(persona_id: int):
     attributes = attributes_by_persona([persona]).get(persona.id, [])
     return render("personas/detail.html", "personas/_detail.html", persona=persona, attributes=attributes,
                   history=list(history))
+
+
+@bp.app_template_filter()
+def phone(value) -> str:
+    """An E.164 phone as people read it: national format in its own country, international otherwise."""
+    if not value:
+        return show(value)
+    try:
+        number = phonenumbers.parse(value)
+    except phonenumbers.NumberParseException:
+        return str(value)
+    national = g.account is not None and phonenumbers.region_code_for_number(number) == g.account.phone_region
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if national else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return phonenumbers.format_number(number, style)

@@ -21,6 +21,7 @@ from webapp.db import db, is_postgres, write_transaction
 from webapp.importer import bulk
 from webapp.importer.errors import FileRefused
 from webapp.importer.merge import CONSENT_CHANNELS, Merger, PersonaIndex, Stamp
+from webapp.importer.overlay import Overlay
 from webapp.importer.personas_io import load_into, write_personas
 from webapp.importer.readers import open_table
 from webapp.importer.storage import opened_file
@@ -153,12 +154,12 @@ def _columns_by_field(upload: Import) -> dict:
 def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int) -> dict:
     """Parse and stage every row, simulate the merge, store and return the review counts."""
     upload = Import.get_by_id(import_id)
-    with import_table(upload, max_rows, max_bytes) as table:
+    with import_table(upload, max_rows, max_bytes) as table, Overlay() as overlay:
         parser = RowParser(table.headers, upload.mapping, parse_context(upload.account))
         with write_transaction():
             StagedRow.delete().where(StagedRow.upload == upload).execute()
             ImportProblem.delete().where(ImportProblem.upload == upload).execute()
-        simulation = _Simulation(upload)
+        simulation = _Simulation(upload, overlay)
         seq = 0
         for batch in _batches(table.rows(), CHUNK_ROWS):
             parsed = [parser(line, cells) for line, cells in batch]
@@ -189,32 +190,44 @@ def _staged_data(row: dict) -> dict:
 
 
 class _Simulation:
-    """The dry run: the real merge over an in-memory overlay of the personas the file touches."""
+    """The dry run: the real merge, chunk by chunk, over the database plus what earlier chunks did."""
 
-    def __init__(self, upload: Import):
-        self.upload, self.index, self.counts = upload, PersonaIndex(), Counter()
-        self.seen_emails, self.seen_phones = set(), set()
+    def __init__(self, upload: Import, overlay: Overlay):
+        self.upload, self.counts, self.overlay = upload, Counter(), overlay
         self.opted_out = {channel: {"ids": set(), "lines": set()} for channel in CONSENT_CHANNELS}
         self.columns = _columns_by_field(upload)
-        stamp = Stamp(import_id=upload.id, user_id=upload.user_id, at=None, terms_version=None)
-        self.merger = Merger(self.index, stamp)
+        self.stamp = Stamp(import_id=upload.id, user_id=upload.user_id, at=None, terms_version=None)
 
     def run(self, parsed: list[dict]) -> list[dict]:
         """Simulate a batch of parsed rows and return the problems the merge finds."""
-        emails = {r["fields"].get("email") for r in parsed} - self.seen_emails - {None}
-        phones = {r["fields"].get("phone") for r in parsed} - self.seen_phones - {None}
-        load_into(self.index, self.upload.account_id, emails, phones)
-        self.seen_emails |= emails
-        self.seen_phones |= phones
-        problems = []
+        index = self._index_for(parsed)
+        merger = Merger(index, self.stamp)
+        problems, touched = [], {}
         for row in parsed:
-            outcome = self.merger.apply(row)
+            outcome = merger.apply(row)
             self._note_opt_outs(row, outcome)
             self.counts[outcome.action] += 1
             self.counts["warnings"] += sum(1 for p in row["problems"] if p["severity"] == "warning")
             problems.extend(_named(outcome.problems, self.columns))
+            if outcome.changes:
+                touched[id(outcome.persona)] = outcome.persona
         self.counts["warnings"] += sum(1 for p in problems if p["severity"] == "warning")
+        self.overlay.save(touched.values())
         return problems
+
+    def _index_for(self, parsed: list[dict]) -> PersonaIndex:
+        """The personas these rows can reach: simulated ones first, then the database's untouched ones."""
+        emails = list({r["fields"]["email"] for r in parsed if r["fields"].get("email")})
+        phones = list({r["fields"]["phone"] for r in parsed if r["fields"].get("phone")})
+        index = PersonaIndex()
+        for persona in self.overlay.by_keys(emails, phones):
+            (index.add_loaded if persona["id"] is not None else index.add_new)(persona)
+        simulated = set(index.by_id)
+        load_into(index, self.upload.account_id, emails, phones)
+        # A database row the simulation changed earlier may still carry keys it has since given up.
+        for persona_id in self.overlay.holding(set(index.by_id) - simulated):
+            index.forget(persona_id)
+        return index
 
     def _note_opt_outs(self, row: dict, outcome) -> None:
         """Remember the personas an opt-out row reaches: the opt-in-all boxes must skip them at apply."""

@@ -4,7 +4,6 @@ The engine loads every persona a chunk can touch, runs these rules in file order
 result set-based; so a chunk gives exactly what applying its rows one at a time would give.
 """
 from dataclasses import dataclass, field
-from itertools import count
 
 # Fields a file value replaces (blank cells never reach here: the parser drops them).
 PLAIN_FIELDS = (
@@ -67,7 +66,6 @@ class PersonaIndex:
     def __init__(self):
         self.by_id, self.by_email, self.by_phone = {}, {}, {}
         self.new = []
-        self._temp_ids = count(1)
 
     def add_loaded(self, persona: dict) -> None:
         """Index a persona read from the database unless a newer in-memory copy exists."""
@@ -79,8 +77,14 @@ class PersonaIndex:
     def add_new(self, persona: dict) -> None:
         """Index a persona this import creates."""
         self.new.append(persona)
-        persona["temp_id"] = next(self._temp_ids)
         self._index(persona)
+
+    def forget(self, persona_id: int) -> None:
+        """Drop a loaded persona (the dry run holds a newer copy of it elsewhere)."""
+        persona = self.by_id.pop(persona_id)
+        for keys, key in ((self.by_email, persona["email"]), (self.by_phone, persona["phone"])):
+            if key is not None and keys.get(key) is persona:
+                del keys[key]
 
     def _index(self, persona: dict) -> None:
         if persona["email"]:

@@ -1,6 +1,6 @@
 """Import benchmark: a generated persona CSV through the whole core (validate, then apply), twice.
 
-Run from the project root: `python bench/import_bench.py [--rows N]`, with DATABASE_URL set to a
+Run from the project root: `python bench/import_bench.py [--rows N]`, with BENCH_DATABASE_URL set to a
 PostgreSQL database to measure production's path (default: a temp SQLite file). The first run
 creates every persona, the second updates them all (points added). Figures, not asserts.
 """
@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="import-bench-"))
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'bench.db'}"
+    url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{workdir / 'bench.db'}"
 
     from webapp.db import db, init_db
     from webapp.importer import flow

@@ -10,6 +10,7 @@ PLAIN_FIELDS = (
     "email", "phone", "first_name", "last_name", "birthday", "gender", "street", "city", "state",
     "postal_code", "external_id", "loyalty_member", "loyalty_signup_date", "customer_type",
 )
+PLAIN_SET = frozenset(PLAIN_FIELDS)
 CONSENT_CHANNELS = ("sms", "email")
 PERSONA_COLUMNS = PLAIN_FIELDS + (
     "points", "sms_opt_in", "sms_opt_out", "sms_consent_at", "sms_consent_import", "sms_consent_user",
@@ -141,9 +142,8 @@ class Merger:
         return outcome
 
     def _set_fields(self, persona: dict, values: dict, outcome: Outcome) -> None:
-        for name in PLAIN_FIELDS:
-            new = values.get(name)
-            if new is None or new == persona[name]:
+        for name, new in values.items():
+            if name not in PLAIN_SET or new is None or new == persona[name]:
                 continue
             old = persona[name]
             if name in ("email", "phone") and outcome.action != "created":

@@ -4,11 +4,9 @@ Validation simulates the merge chunk by chunk and writes nothing to personas, ye
 chunks did must stay visible to later ones. Keeping every touched persona in memory would grow
 with the file, so each chunk's changed personas are kept on disk, indexed by email and phone.
 """
-import json
+import pickle
 import sqlite3
 import tempfile
-
-SET_FIELDS = ("attributes", "loaded_attributes")
 
 
 class Overlay:
@@ -19,7 +17,7 @@ class Overlay:
         self._db = sqlite3.connect(self._file.name)
         self._db.executescript("""
             PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-            CREATE TABLE overlay (key INTEGER PRIMARY KEY, id INTEGER, email TEXT, phone TEXT, state TEXT);
+            CREATE TABLE overlay (key INTEGER PRIMARY KEY, id INTEGER, email TEXT, phone TEXT, state BLOB);
             CREATE INDEX overlay_email ON overlay (email);
             CREATE INDEX overlay_phone ON overlay (phone);
             CREATE INDEX overlay_id ON overlay (id);
@@ -36,7 +34,7 @@ class Overlay:
         """The simulated personas that hold one of these emails or phones now."""
         sql = (f"SELECT state FROM overlay WHERE email IN ({_marks(emails)}) "
                f"OR phone IN ({_marks(phones)})")
-        return [_decode(state) for (state,) in self._db.execute(sql, [*emails, *phones])]
+        return [pickle.loads(state) for (state,) in self._db.execute(sql, [*emails, *phones])]
 
     def holding(self, ids) -> set[int]:
         """Which of these database personas the simulation has changed (their stored keys may be stale)."""
@@ -49,20 +47,9 @@ class Overlay:
         self._db.executemany(
             "INSERT OR REPLACE INTO overlay (key, id, email, phone, state) VALUES (?, ?, ?, ?, ?)",
             [(p["id"] if p["id"] is not None else -p["created_by_line"], p["id"], p["email"], p["phone"],
-              _encode(p)) for p in personas])
+              # pickle: a private scratch file, and several times faster than JSON for these dicts.
+              pickle.dumps(p, pickle.HIGHEST_PROTOCOL)) for p in personas])
 
 
 def _marks(values: list) -> str:
     return ", ".join("?" * len(values))
-
-
-def _encode(persona: dict) -> str:
-    state = {k: v for k, v in persona.items() if k not in SET_FIELDS}
-    state.update({k: sorted(persona[k]) for k in SET_FIELDS if k in persona})
-    return json.dumps(state, default=str)
-
-
-def _decode(text: str) -> dict:
-    state = json.loads(text)
-    state.update({k: set(state[k]) for k in SET_FIELDS if k in state})
-    return state

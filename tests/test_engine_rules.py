@@ -3,7 +3,9 @@
 Each test writes a small CSV, runs it as the wizard would (upload, mapping, validation job, terms,
 apply job) and asserts the exported personas, the audit entries, the problems and the counts.
 """
+import csv
 import datetime
+import io
 
 import pytest
 from peewee import IntegrityError
@@ -522,3 +524,16 @@ def test_a_rejected_rows_opt_out_does_not_exclude_a_new_customer_with_its_phone_
     rows = [["Email", "Phone", "SMS Opt Out"], [B, P1, "TRUE"], ["", P1, ""]]
     import_rows(account_a, owner_a, tmp_path, rows, opt_in_sms=True)
     assert persona_by(account_a, phone=P1)["sms_opt_in"] is True
+
+
+def test_the_fixed_problem_report_reimports_only_what_was_not_imported(account_a, owner_a, tmp_path):
+    rows = [["Email", "Birthday", "Points", "SMS Opt In"],
+            ["ann@example.com", "02/30/1990", "10", "TRUE"],  # birthday skipped, the rest imported
+            ["", "01/02/1990", "5", ""]]  # rejected: nothing imported
+    first = import_rows(account_a, owner_a, tmp_path, rows)
+    report = flow.problem_report(first).decode("utf-8-sig").replace("02/30/1990", "02/28/1990")
+    import_rows(account_a, owner_a, tmp_path, list(csv.reader(io.StringIO(report.replace(
+        ",,01/02/1990", ",bea@example.com,01/02/1990")))), name="fixed.csv")
+    ann, bea = persona_by(account_a, email="ann@example.com"), persona_by(account_a, email="bea@example.com")
+    assert (ann["birthday"], ann["points"], ann["sms_opt_in"]) == ("1990-02-28", 10, True)
+    assert (bea["birthday"], bea["points"]) == ("1990-01-02", 5)

@@ -94,7 +94,7 @@ def test_progress_polls_while_queued_and_says_when_the_queue_is_down(owner_clien
 
 
 def test_problem_report_has_the_problem_rows_neutralized(owner_client, csrf):
-    rows = [HEADERS, *ROWS, ["dan@example.com", "", "=cmd|' /C calc'!A0", "x1", "", ""]]
+    rows = [HEADERS, *ROWS, ["not-an-email", "", "=cmd|' /C calc'!A0", "x1", "", ""]]
     done = run_wizard(owner_client, csrf, csv_bytes(rows))
     response = owner_client.get(f"/imports/{done.id}/report.csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"
@@ -107,8 +107,10 @@ def test_problem_report_has_the_problem_rows_neutralized(owner_client, csrf):
     assert set(by_row) == {"4", "5", "7"}
     assert by_row["4"][1] == "error" and by_row["4"][7] == "Nobody"
     assert by_row["5"][1] == "warning" and by_row["5"][2] == "Points" and by_row["5"][3] == "lots"
-    assert by_row["5"][7] == "'=HYPERLINK(\"http://x\")"  # neutralized, as every file the app writes
-    assert by_row["7"][7] == "'=cmd|' /C calc'!A0" and by_row["7"][5] == "dan@example.com"
+    # A row with warnings was imported but for its skipped cells: the report keeps those and its keys only.
+    assert by_row["5"][5:] == ["cara@example.com", "4155550103", "", "lots", "", ""]
+    # A rejected row keeps every cell, neutralized as in every file the app writes.
+    assert by_row["7"][1] == "error" and by_row["7"][5:8] == ["not-an-email", "", "'=cmd|' /C calc'!A0"]
 
 
 def test_review_report_before_the_import(owner_client, csrf):

@@ -204,12 +204,28 @@ def _report_rows(upload: Import):
             group = list(group)
             error = next((p.reason for p in group if p.severity == "error"), None)
             yield {"line": line, "error": error, "cells": cells.get(line, []),
-                   "problems": [{"column": p.column_name, "value": p.value, "reason": p.reason} for p in group]}
+                   "problems": [{"column": p.column_name, "value": p.value, "reason": p.reason,
+                                 "skipped": p.source == "parse"} for p in group]}
 
 
 def problem_report(upload: Import) -> bytes:
     """The problem report CSV: every problem row with its original cells, neutralized, re-importable."""
-    return report_bytes(list(upload.headers or []), _merge_lines(_report_rows(upload)))
+    headers = list(upload.headers or [])
+    return report_bytes(headers, _only_unapplied_cells(upload, headers, _merge_lines(_report_rows(upload))))
+
+
+def _only_unapplied_cells(upload: Import, headers: list[str], rows):
+    """Blank the cells a warning row already imported, so re-importing the fixed report applies them once.
+
+    A rejected row keeps every cell (nothing of it was imported). A row with warnings was imported
+    except its skipped cells: it keeps those and its email/phone (to find the persona again).
+    """
+    keys = {header for header in headers if upload.mapping.get(header) in ("email", "phone")}
+    for row in rows:
+        if not row["error"]:
+            keep = keys | {p["column"] for p in row["problems"] if p["skipped"]}
+            row["cells"] = [cell if header in keep else "" for header, cell in zip(headers, row["cells"])]
+        yield row
 
 
 def _merge_lines(rows):

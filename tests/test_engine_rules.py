@@ -537,3 +537,14 @@ def test_the_fixed_problem_report_reimports_only_what_was_not_imported(account_a
     ann, bea = persona_by(account_a, email="ann@example.com"), persona_by(account_a, email="bea@example.com")
     assert (ann["birthday"], ann["points"], ann["sms_opt_in"]) == ("1990-02-28", 10, True)
     assert (bea["birthday"], bea["points"]) == ("1990-01-02", 5)
+
+
+def test_long_texts_and_file_names_import_on_every_database(account_a, owner_a, tmp_path):
+    long_name, long_city = "N" * 300, "C" * 1000
+    upload = import_rows(account_a, owner_a, tmp_path, [["Email", "First Name", "City"],
+                                                         ["long@example.com", long_name, long_city]],
+                         name="x" * 200 + ".csv")
+    assert upload.status == "completed"
+    assert (persona_by(account_a, email="long@example.com")["first_name"],
+            persona_by(account_a, email="long@example.com")["city"]) == (long_name, long_city)
+    assert Audience.get(Audience.source_import == upload.id).name.startswith("Import: " + "x" * 200)

@@ -252,3 +252,9 @@ def test_attribute_names_compare_case_insensitively():
         "Vet": "attribute:veteran",
         "Veteran": IGNORE,
     }
+
+
+def test_a_custom_attribute_name_longer_than_100_characters_is_refused():
+    mapping = {"Email": "email", "Notes": "attribute:" + "v" * 101}
+    assert validate_mapping(mapping) == [
+        'The custom attribute name for column "Notes" is too long: use at most 100 characters']

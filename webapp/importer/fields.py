@@ -178,6 +178,9 @@ def _known_target(target: str) -> bool:
     return target == IGNORE or target in FIELDS or bool(attribute_name(target))
 
 
+MAX_ATTRIBUTE_NAME = 100
+
+
 def validate_mapping(mapping: dict[str, str]) -> list[str]:
     """Messages for a mapping the user cannot import with; empty when it is fine."""
     messages = []
@@ -188,6 +191,9 @@ def validate_mapping(mapping: dict[str, str]) -> list[str]:
         name = attribute_name(target)
         if name == "":
             messages.append(f'Column "{header}" is mapped to a custom attribute without a name')
+        elif name is not None and len(name) > MAX_ATTRIBUTE_NAME:
+            messages.append(f'The custom attribute name for column "{header[:60]}" is too long: '
+                            f"use at most {MAX_ATTRIBUTE_NAME} characters")
         elif name is None and target not in FIELDS:
             messages.append(f'Column "{header}" is mapped to an unknown field "{target}"')
         else:

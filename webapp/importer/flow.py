@@ -79,11 +79,13 @@ def set_mapping(upload: Import, mapping: dict[str, str]) -> list[str]:
         upload.mapping = mapping
         _unstage(upload)
         upload.save()
+        # A header longer than any real one is not worth remembering (and would not fit the index).
         rows = [{"account": upload.account_id, "header_key": normalize_header(h), "target": t}
-                for h, t in mapping.items()]
-        RememberedMapping.insert_many(rows).on_conflict(
-            conflict_target=[RememberedMapping.account, RememberedMapping.header_key],
-            preserve=[RememberedMapping.target]).execute()
+                for h, t in mapping.items() if len(normalize_header(h)) <= 200]
+        if rows:
+            RememberedMapping.insert_many(rows).on_conflict(
+                conflict_target=[RememberedMapping.account, RememberedMapping.header_key],
+                preserve=[RememberedMapping.target]).execute()
     return []
 
 

@@ -3,8 +3,9 @@ import pytest
 
 from tests.engine_helpers import audit, import_rows, invoke, persona_by, personas
 from webapp.importer.errors import FileRefused
+from webapp.importer import revert as revert_module
 from webapp.importer.revert import revert
-from webapp.models import Audience, AuditEntry, Import, Persona, PersonaAttribute
+from webapp.models import Audience, AuditEntry, Import, Persona, PersonaAttribute, utcnow
 
 A, B, C = "ann@example.com", "bob@example.com", "cy@example.com"
 P1, P2 = "+14155550101", "+14155550102"
@@ -44,11 +45,54 @@ def test_revert_removes_the_personas_it_created_unless_changed_since(account_a, 
     first = import_rows(account_a, owner_a, tmp_path, [["Email", "First Name"], [B, "Bob"], [C, "Cy"]], name="one.csv")
     import_rows(account_a, owner_a, tmp_path, [["Email", "City"], [C, "Denver"]], name="two.csv")
     result = _revert(first, owner_a)
-    assert result["reverted"] == 1
+    assert result["reverted"] == 2  # Bob removed; Cy kept, with the first name this import gave him undone
     [kept] = result["not_reverted"]
-    assert kept["persona"] == C and "changed since" in kept["reason"]
+    assert kept["persona"] == C and "changed since" in kept["reason"] and "was kept" in kept["reason"]
     assert [(p["email"], p["first_name"], p["city"]) for p in personas(account_a)] == [(A, None, None),
-                                                                                      (C, "Cy", "Denver")]
+                                                                                      (C, None, "Denver")]
+
+
+def test_a_kept_created_persona_still_gets_its_points_and_consent_reverted(account_a, owner_a, tmp_path):
+    first = import_rows(account_a, owner_a, tmp_path, [["Email", "Points", "SMS Opt In"], [B, "100", "TRUE"]],
+                        name="one.csv")
+    import_rows(account_a, owner_a, tmp_path, [["Email", "Points"], [B, "10"]], name="two.csv")
+    _revert(first, owner_a)
+    bob = persona_by(account_a, email=B)
+    assert (bob["points"], bob["sms_opt_in"]) == (10, False)
+
+
+def test_two_reverts_at_once_subtract_points_once(account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A, points=10)
+    first = import_rows(account_a, owner_a, tmp_path, [["Email", "Points"], [A, "1"]])
+    Import.update(status="reverting", reverted_at=utcnow()).where(Import.id == first.id).execute()
+    with pytest.raises(FileRefused, match="is being reverted right now"):
+        revert(first.id, account_a.id, owner_a.id)
+    assert persona_by(account_a, email=A)["points"] == 11
+
+
+def test_a_revert_that_stopped_mid_way_resumes_without_subtracting_twice(
+        account_a, owner_a, tmp_path, make_persona, monkeypatch):
+    for email in (A, B, C):
+        make_persona(account_a, email=email, points=10)
+    first = import_rows(account_a, owner_a, tmp_path, [["Email", "Points"], [A, "1"], [B, "1"], [C, "1"]])
+    monkeypatch.setattr("webapp.importer.revert.PERSONAS_PER_CHUNK", 2)
+    real_chunk = revert_module._revert_chunk
+    calls = []
+
+    def dies_after_first_chunk(*args):
+        if calls:
+            raise RuntimeError("worker killed")
+        calls.append(1)
+        return real_chunk(*args)
+
+    monkeypatch.setattr("webapp.importer.revert._revert_chunk", dies_after_first_chunk)
+    with pytest.raises(RuntimeError):
+        revert(first.id, account_a.id, owner_a.id)
+    monkeypatch.setattr("webapp.importer.revert._revert_chunk", real_chunk)
+    Import.update(reverted_at=utcnow() - revert_module.REVERT_STALE).where(Import.id == first.id).execute()
+    revert(first.id, account_a.id, owner_a.id)
+    assert [p["points"] for p in personas(account_a)] == [10, 10, 10]
+    assert Import.get_by_id(first.id).status == "reverted"
 
 
 def test_a_field_a_later_import_changed_is_kept_and_listed_with_the_reason(account_a, owner_a, tmp_path, make_persona):

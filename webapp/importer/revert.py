@@ -1,9 +1,10 @@
 """Undo an import from its audit entries, restoring only what no later change touched."""
 import json
 from collections import defaultdict
+from datetime import timedelta
 from itertools import islice
 
-from webapp.db import write_transaction
+from webapp.db import is_postgres, write_transaction
 from webapp.importer.errors import FileRefused
 from webapp.importer.merge import CONSENT_CHANNELS, PersonaIndex
 from webapp.importer import bulk
@@ -12,29 +13,43 @@ from webapp.models import Audience, AuditEntry, Import, Persona, PersonaAttribut
 
 PERSONAS_PER_CHUNK = 1000
 REVERTIBLE = ("completed", "failed")
+# A revert that has not finished a chunk for this long died: another may resume it.
+REVERT_STALE = timedelta(minutes=10)
 
 
 def revert(import_id: int, account_id: int, user_id: int) -> dict:
     """Revert an import; returns {"reverted": N, "not_reverted": [{"persona", "reason"}]}."""
-    upload = Import.get_or_none((Import.id == import_id) & (Import.account == account_id))
-    if upload is None:
-        raise FileRefused(f"There is no import #{import_id} in this account.")
-    if upload.status == "reverted":
-        raise FileRefused(f"Import #{import_id} was already reverted.")
-    if upload.status not in REVERTIBLE:
-        raise FileRefused(f"Import #{import_id} is {upload.status}; only finished imports can be reverted.")
+    _claim(import_id, account_id)
     result = {"reverted": 0, "not_reverted": []}
     persona_ids = (AuditEntry.select(AuditEntry.persona_id).where(AuditEntry.import_id == import_id)
                    .distinct().order_by(AuditEntry.persona_id).tuples())
     ids = iter([pid for (pid,) in persona_ids])
     while chunk := list(islice(ids, PERSONAS_PER_CHUNK)):
         with write_transaction():
-            _revert_chunk(upload, user_id, chunk, result)
+            _revert_chunk(Import.get_by_id(import_id), user_id, chunk, result)
+            Import.update(reverted_at=utcnow()).where(Import.id == import_id).execute()
     with write_transaction():
         Audience.delete().where(Audience.source_import == import_id).execute()
         Import.update(status="reverted", reverted_at=utcnow(), audience_id=None).where(
             Import.id == import_id).execute()
     return result
+
+
+def _claim(import_id: int, account_id: int) -> None:
+    """Mark the import as reverting under its row lock, so two reverts never subtract points twice."""
+    with write_transaction():
+        query = Import.select().where((Import.id == import_id) & (Import.account == account_id))
+        upload = (query.for_update() if is_postgres() else query).first()
+        if upload is None:
+            raise FileRefused(f"There is no import #{import_id} in this account.")
+        if upload.status == "reverted":
+            raise FileRefused(f"Import #{import_id} was already reverted.")
+        if upload.status == "reverting" and upload.reverted_at > utcnow() - REVERT_STALE:
+            raise FileRefused(f"Import #{import_id} is being reverted right now.")
+        if upload.status not in REVERTIBLE + ("reverting",):
+            raise FileRefused(f"Import #{import_id} is {upload.status}; only finished imports can be reverted.")
+        upload.status, upload.reverted_at = "reverting", utcnow()
+        upload.save()
 
 
 def _revert_chunk(upload: Import, user_id: int, persona_ids: list[int], result: dict) -> None:
@@ -45,7 +60,10 @@ def _revert_chunk(upload: Import, user_id: int, persona_ids: list[int], result: 
     index = PersonaIndex()
     load_by_ids(index, upload.account_id, persona_ids)
     now, changed, deleted, audit, removed_attributes = utcnow(), [], [], [], []
+    notes = {_note(upload.id), _note(upload.id, removed=True)}
     for persona_id in persona_ids:
+        if any(e.action == "reverted" and e.note in notes for e in entries[persona_id]):
+            continue  # reverted already by an earlier run of this revert that stopped mid-way
         mine = [e for e in entries[persona_id] if e.import_id == upload.id]
         later = [e for e in entries[persona_id] if e.import_id != upload.id and e.id > mine[0].id]
         persona = index.by_id.get(persona_id)
@@ -53,23 +71,24 @@ def _revert_chunk(upload: Import, user_id: int, persona_ids: list[int], result: 
         if persona is None:
             result["not_reverted"].append({"persona": label, "reason": "this customer no longer exists"})
             continue
-        if mine[0].action == "created":
-            if later:
-                result["not_reverted"].append({"persona": label, "reason": (
-                    f"created by this import and changed since ({_who(later[-1])}); it was kept")})
-                continue
+        if mine[0].action == "created" and not later:
             deleted.append(persona_id)
-            audit.append(_entry(upload, persona, user_id, now, {}, "removed: created by the reverted import"))
+            audit.append(_entry(upload, persona, user_id, now, {}, _note(upload.id, removed=True)))
             result["reverted"] += 1
             continue
-        restored, skipped = _restore(persona, mine, later)
+        if mine[0].action == "created":
+            result["not_reverted"].append({"persona": label, "reason": (
+                f"created by this import and changed since ({_who(later[-1])}): the customer was kept, "
+                "with what this import set undone where nothing changed it since")})
+        # A created persona that is kept keeps its email and phone: they are what identify it now.
+        restored, skipped = _restore(persona, mine, later, keep_keys=mine[0].action == "created")
         result["not_reverted"].extend({"persona": label, "reason": reason} for reason in skipped)
         if restored:
             before, after = restored.get("attributes", ([], []))
             removed_attributes += [(persona_id, name) for name in set(before) - set(after)]
             _stamp_consent(persona, restored, upload.id, user_id, now)
             changed.append(persona)
-            audit.append(_entry(upload, persona, user_id, now, restored, f"Revert of import #{upload.id}"))
+            audit.append(_entry(upload, persona, user_id, now, restored, _note(upload.id)))
             result["reverted"] += 1
     _free_conflicting_keys(upload.account_id, changed, result)
     write_personas(upload.account_id, changed, [], now)
@@ -83,11 +102,13 @@ def _revert_chunk(upload: Import, user_id: int, persona_ids: list[int], result: 
                       "changes", "note"], audit)
 
 
-def _restore(persona: dict, mine: list, later: list) -> tuple[dict, list[str]]:
+def _restore(persona: dict, mine: list, later: list, keep_keys: bool) -> tuple[dict, list[str]]:
     """Put back what the import changed where nothing later touched it; returns changes and refusals."""
     first_old, last_new = {}, {}
     for entry in mine:
         for name, (old, new) in entry.changes.items():
+            if keep_keys and name in ("email", "phone"):
+                continue
             first_old.setdefault(name, old)
             last_new[name] = new
     touched_later = {name: entry for entry in later for name in entry.changes}
@@ -142,6 +163,11 @@ def _free_conflicting_keys(account_id: int, changed: list[dict], result: dict) -
 def _entry(upload: Import, persona: dict, user_id: int, now, changes: dict, note: str) -> tuple:
     return (upload.account_id, persona["id"], None, None, user_id, now, "reverted",
             json.dumps(changes, default=str), note)
+
+
+def _note(import_id: int, removed: bool = False) -> str:
+    """The audit note of a revert's change: also how a resumed revert knows what is done."""
+    return f"Revert of import #{import_id}" + (": removed, created by it" if removed else "")
 
 
 def _label(entries: list) -> str:

@@ -3,6 +3,8 @@
 import prints one JSON object and exits 0 when completed; a refusal prints
 {"status": "refused", "error": ...} and exits 2.
 """
+import os
+
 import openpyxl
 
 from tests.engine_helpers import import_via_cli, invoke, personas, write_csv
@@ -146,3 +148,12 @@ def test_archive_then_import_rejects_the_row(runner, owner_a, account_a, tmp_pat
     result = import_via_cli(runner, write_csv(tmp_path, [["Phone", "Points"], ["4155550101", "5"]]))
     assert result["rejected"] == 1 and "archived persona" in result["problems"][0]["reason"]
     assert [(p["phone"], p["points"], p["archived"]) for p in personas(account_a)] == [(P1, 0, True)]
+
+
+def test_a_file_name_that_is_not_utf8_is_imported_under_a_readable_name(runner, account_a, owner_a, tmp_path):
+    path = os.path.join(os.fsencode(tmp_path), b"na\xefve.csv")
+    with open(path, "wb") as handle:
+        handle.write(b"Email\r\nann@example.com\r\n")
+    result = import_via_cli(runner, os.fsdecode(path))
+    assert result["status"] == "completed" and result["created"] == 1
+    assert Import.get_by_id(result["import_id"]).file_name == "na\ufffdve.csv"

@@ -138,3 +138,11 @@ def test_text_is_escaped_never_markup(owner_client, make_persona, account_a):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert "<img src=x" not in page
     assert Persona.get_by_id(persona.id).first_name == "<script>alert(1)</script>"
+
+
+def test_an_id_beyond_what_a_database_holds_is_not_found(owner_client):
+    for url in ("/personas/99999999999999999999999", "/imports/99999999999999999999999",
+                "/personas?audience=99999999999999999999999", "/audiences/-1"):
+        response = owner_client.get(url)
+        assert response.status_code == 404, url
+        assert "Traceback" not in response.get_data(as_text=True)

@@ -111,6 +111,8 @@ def get_owned_or_404(model_or_query, id):
         id = int(id)
     except (TypeError, ValueError):
         abort(404)
+    if not 0 < id < 2 ** 63:  # beyond any id the databases can hold: asking would only raise
+        abort(404)
     row = query.where(model.id == id, model.account == g.account).first()
     if row is None:
         abort(404)

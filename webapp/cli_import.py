@@ -71,6 +71,11 @@ def _apply_overrides(upload: Import, overrides: tuple[str, ...]) -> dict:
     return mapping
 
 
+def _display_name(path: str) -> str:
+    """The file's name as text: bytes that are not UTF-8 (an old filesystem's name) become U+FFFD."""
+    return os.path.basename(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _problems(import_id: int, sources: tuple[str, ...]) -> list[dict]:
     query = (ImportProblem.select().where((ImportProblem.upload == import_id) & ImportProblem.source.in_(sources))
              .order_by(ImportProblem.line, ImportProblem.id))
@@ -97,7 +102,7 @@ def import_command(file, account_name, user_email, accept_terms, sheet, override
         _refuse("The consent terms were not accepted: pass --accept-terms.")
     try:
         with open(file, "rb") as stream:
-            upload = flow.start_upload(account, user, os.path.basename(file), stream, _limits())
+            upload = flow.start_upload(account, user, _display_name(file), stream, _limits())
         if sheet is not None:
             flow.describe(upload, _limits(), sheet=sheet)
         if upload.file_error:

@@ -3,7 +3,7 @@ import logging
 import os
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from webapp.db import db
 from webapp.models import Import, utcnow
@@ -62,16 +62,10 @@ def enqueue(kind: str, import_id: int, redis_url: str | None, limits=None) -> bo
         with connected():
             Import.update(error_message=WAITING_MESSAGE).where(Import.id == import_id).execute()
         return False
-    if _waiting(import_id):
-        with connected():
-            Import.update(error_message=None).where(
-                (Import.id == import_id) & (Import.error_message == WAITING_MESSAGE)).execute()
-    return True
-
-
-def _waiting(import_id: int) -> bool:
     with connected():
-        return Import.select().where((Import.id == import_id) & (Import.error_message == WAITING_MESSAGE)).exists()
+        Import.update(error_message=None).where(
+            (Import.id == import_id) & (Import.error_message == WAITING_MESSAGE)).execute()
+    return True
 
 
 def _start_thread(kind: str, import_id: int, limits) -> None:
@@ -154,7 +148,7 @@ def start_reaper(redis_url: str | None, lock=None) -> threading.Thread:
         while True:
             time.sleep(sweep_seconds())
             try:
-                with lock or _NO_LOCK:
+                with lock or nullcontext():
                     requeue_stale(redis_url)
             except Exception:  # noqa: BLE001 - the reaper must outlive a database or Redis hiccup
                 log.warning("reaper sweep failed", exc_info=True)
@@ -163,13 +157,3 @@ def start_reaper(redis_url: str | None, lock=None) -> threading.Thread:
     thread.start()
     return thread
 
-
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-_NO_LOCK = _NoLock()

@@ -230,12 +230,16 @@ def mapping_step(upload: Import, mapping: dict, status: int = 200, errors=()) ->
 @owner_required
 def mapping_get(import_id: int):
     """Step 3: one line per column with samples and a persona field to fill."""
+    upload, elsewhere = load_mappable(import_id)
+    return elsewhere or mapping_step(upload, upload.mapping)
+
+
+def load_mappable(import_id: int) -> tuple[Import, Response | None]:
+    """Like load(), and back to step 2 while the file has no headers to map (a sheet to choose)."""
     upload, elsewhere = load(import_id, DRAFT_STEPS)
-    if elsewhere:
-        return elsewhere
-    if upload.file_error or not upload.headers:
-        return go_to(upload, "wizard.uploaded_get")
-    return mapping_step(upload, upload.mapping)
+    if not elsewhere and (upload.file_error or not upload.headers):
+        elsewhere = go_to(upload, "wizard.uploaded_get")
+    return upload, elsewhere
 
 
 def parse_mapping(upload: Import, form) -> dict:
@@ -253,11 +257,9 @@ def parse_mapping(upload: Import, form) -> dict:
 @owner_required
 def mapping_post(import_id: int):
     """Save the mapping and start the dry run; errors inline with the user's choices kept."""
-    upload, elsewhere = load(import_id, DRAFT_STEPS)
+    upload, elsewhere = load_mappable(import_id)
     if elsewhere:
         return elsewhere
-    if upload.file_error or not upload.headers:
-        return go_to(upload, "wizard.uploaded_get")
     mapping = parse_mapping(upload, request.form)
     errors = flow.set_mapping(upload, mapping)
     if errors:

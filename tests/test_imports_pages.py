@@ -135,7 +135,10 @@ def test_delete_file_keeps_the_persona_changes(owner_client, csrf):
     row = Import.get_by_id(done.id)
     assert row.file_deleted and row.audience_id is None and row.status == "completed"
     assert UploadChunk.select().where(UploadChunk.upload == done.id).count() == 0
-    assert StagedRow.select().where(StagedRow.upload == done.id).count() == 0
+    # Only the problem rows stay staged: the report still carries their original cells to fix.
+    assert sorted(r.line for r in StagedRow.select().where(StagedRow.upload == done.id)) == [4, 5]
+    report = owner_client.get(f"/imports/{done.id}/report.csv").get_data(as_text=True)
+    assert "Nobody" in report and "cara@example.com" in report
     assert Audience.get_or_none(Audience.id == audience.id) is None
     assert AudienceMember.select().where(AudienceMember.audience == audience.id).count() == 0
     assert Persona.select().count() == personas and AuditEntry.select().where(AuditEntry.import_id == done.id).count() == 4

@@ -155,12 +155,16 @@ def discard(upload: Import) -> None:
 
 
 def delete_file(upload: Import) -> None:
-    """Delete a finished import's stored file, staged rows and generated audience; persona changes stay."""
+    """Delete a finished import's stored file, staged rows and generated audience; persona changes stay.
+
+    The staged rows of problem rows stay: the problem report is how a user fixes and re-imports them.
+    """
     if upload.status in WORKING:
         raise FileRefused("This import is still running. Delete its file once it has finished.")
+    problem_lines = ImportProblem.select(ImportProblem.line).where(ImportProblem.upload == upload)
     with write_transaction():
         storage.delete_file(upload)
-        StagedRow.delete().where(StagedRow.upload == upload).execute()
+        StagedRow.delete().where((StagedRow.upload == upload) & StagedRow.line.not_in(problem_lines)).execute()
         Audience.delete().where((Audience.source_import == upload.id) & (Audience.account == upload.account_id)).execute()
         upload.file_deleted, upload.staged, upload.audience_id = True, False, None
         upload.save(only=[Import.file_deleted, Import.staged, Import.audience_id])

@@ -146,3 +146,10 @@ def test_an_id_beyond_what_a_database_holds_is_not_found(owner_client):
         response = owner_client.get(url)
         assert response.status_code == 404, url
         assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_a_post_after_the_session_expired_goes_to_sign_in_and_changes_nothing(client, owner_a, account_a):
+    response = client.post("/imports/1/review", data={"accept_terms": "1"})
+    assert response.status_code == 302 and "/login?next=" in response.headers["Location"]
+    response = client.post("/imports/1/review", data={"accept_terms": "1"}, headers=HTMX)
+    assert response.status_code == 401 and "/login?next=" in response.headers["HX-Redirect"]

@@ -35,6 +35,10 @@ def check_csrf() -> None:
     """Refuse an unsafe request whose header or form token does not match the session's."""
     if request.method in SAFE_METHODS:
         return
+    if "user_id" not in session and request.endpoint != "auth.login_post":
+        # Nobody is signed in, so nothing can be forged on anyone's behalf: the view sends them to sign in
+        # (a session that expired mid-wizard then lands on the sign-in page, not on "form expired").
+        return
     expected = session.get(SESSION_KEY)
     # The header first: reading the form of a large upload just to find the token is wasted work.
     sent = request.headers.get(HEADER) or request.form.get(FORM_FIELD)

@@ -3,6 +3,7 @@ import csv
 import datetime
 import io
 import re
+import time
 
 from webapp.models import (
     Audience, AudienceMember, AuditEntry, Import, ImportProblem, Persona, StagedRow, UploadChunk, utcnow,
@@ -176,10 +177,13 @@ def test_revert_from_the_history_page(owner_client, csrf, account_a, make_person
     assert "<strong>3</strong> personas it created will be" in page and "<strong>1</strong> persona it updated" in page
     assert "Revert import</button>" in page and Import.get_by_id(done.id).status == "completed"
 
+    # The revert runs in the background: its page polls itself until the result is there.
     response = post(owner_client, csrf, f"/imports/{done.id}/revert", headers=HTMX)
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in page
-    assert '<span data-reverted>4</span> personas reverted.' in page
+    assert "Reverting import" in page and f'hx-get="/imports/{done.id}/revert/result"' in page
+    page = revert_result_when_done(owner_client, done.id)
+    assert '<span data-reverted>4</span> personas reverted.' in page and "hx-trigger" not in page
     assert [p.email for p in Persona.select()] == ["old@example.com"]
     olga = Persona.get(Persona.email == "old@example.com")
     assert olga.points == 100
@@ -197,10 +201,20 @@ def test_revert_from_the_history_page(owner_client, csrf, account_a, make_person
 def test_revert_lists_what_could_not_be_reverted(owner_client, csrf):
     first = run_wizard(owner_client, csrf, csv_bytes([["Email", "City"], ["ann@example.com", "Boston"]]), "a.csv")
     run_wizard(owner_client, csrf, csv_bytes([["Email", "City"], ["ann@example.com", "Salem"]]), "b.csv")
-    page = post(owner_client, csrf, f"/imports/{first.id}/revert").get_data(as_text=True)
-    assert "<html" in page and "Not reverted" in page and "ann@example.com" in page
+    assert "<html" in post(owner_client, csrf, f"/imports/{first.id}/revert").get_data(as_text=True)
+    page = revert_result_when_done(owner_client, first.id)
+    assert "Not reverted" in page and "ann@example.com" in page
     assert f"by import #{first.id + 1}" in page and "the customer was kept" in page
     assert Persona.get().city == "Salem"
+
+
+def revert_result_when_done(client, import_id: int, timeout: float = 20) -> str:
+    """The revert's result partial once the background revert has finished."""
+    deadline = time.monotonic() + timeout
+    while Import.get_by_id(import_id).status == "reverting":
+        assert time.monotonic() < deadline, "the revert did not finish"
+        time.sleep(0.05)
+    return client.get(f"/imports/{import_id}/revert/result", headers=HTMX).get_data(as_text=True)
 
 
 def test_revert_of_an_unfinished_import_is_refused(owner_client, csrf):

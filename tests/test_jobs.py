@@ -7,7 +7,7 @@ from tests.jobs_helpers import audit_count, changed_rows, validated_import, writ
 from webapp.db import db
 from webapp.importer import engine
 from webapp.importer.progress import progress
-from webapp.models import Import
+from webapp.models import AuditEntry, Import
 from worker import queue, tasks
 
 DEAD_PORT = "redis://127.0.0.1:1/7"
@@ -166,3 +166,17 @@ def test_in_process_enqueue_runs_the_import(queued):
 
     upload = wait_for(lambda: finished(queued.id), what="the runner thread")
     assert upload.status == "completed" and audit_count(upload.id) == changed_rows(upload)
+
+
+def test_a_revert_whose_worker_died_is_resumed_by_the_reaper(queued, account_a, owner_a):
+    from webapp.importer.revert import claim_revert
+
+    tasks.apply_import(queued.id)
+    claim_revert(queued.id, account_a.id, owner_a.id)
+    assert queue.stale_imports() == []  # just claimed: its job is running
+    _age(queued.id, reverted_at=True)
+    assert queue.stale_imports() == [(queued.id, "revert")]
+    touched = {e.persona_id for e in AuditEntry.select().where(AuditEntry.import_id == queued.id)}
+    tasks.revert_import(queued.id)
+    reverted = Import.get_by_id(queued.id)
+    assert reverted.status == "reverted" and reverted.revert_result["reverted"] == len(touched) > 0

@@ -7,10 +7,11 @@ from webapp.importer import flow
 from webapp.importer.progress import progress as progress_of
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import FIELDS, IGNORE, attribute_name
-from webapp.importer.revert import REVERTIBLE, revert
+from webapp.importer.revert import REVERTIBLE, claim_revert
 from webapp.models import Audience, AuditEntry, Import, User
 from webapp.personas import Page
 from webapp.render import render
+from webapp.wizard import start_job
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
 
@@ -125,15 +126,24 @@ def revert_get(import_id: int):
 @bp.post("/<int:import_id>/revert")
 @owner_required
 def revert_post(import_id: int):
-    """Revert the import from its audit log and list what was and was not reverted."""
+    """Start reverting the import in the background (a large one takes longer than a request may)."""
     upload = get_owned_or_404(Import, import_id)
     try:
-        result = revert(upload.id, g.account.id, g.user.id)
+        claim_revert(upload.id, g.account.id, g.user.id)
     except FileRefused as refused:
         return render("imports/revert_confirm.html", "imports/_revert_confirm.html", status=409, upload=upload,
                       summary=revert_summary(upload), error=refused.message)
-    return render("imports/revert_result.html", "imports/_revert_result.html", upload=Import.get_by_id(upload.id),
-                  result=result)
+    start_job("revert", upload)
+    return revert_result(import_id)
+
+
+@bp.get("/<int:import_id>/revert/result")
+@login_required
+def revert_result(import_id: int):
+    """The revert's progress while it runs, then what was and was not reverted."""
+    upload = get_owned_or_404(Import, import_id)
+    return render("imports/revert_result.html", "imports/_revert_result.html", upload=upload,
+                  result=upload.revert_result or {"reverted": 0, "not_reverted": []})
 
 
 @bp.app_template_filter()

@@ -108,7 +108,9 @@ class Import(BaseModel):
     queued_at = DateTimeField(null=True)
     started_at = DateTimeField(null=True)
     finished_at = DateTimeField(null=True)
-    reverted_at = DateTimeField(null=True)
+    reverted_at = DateTimeField(null=True)  # while reverting: when its last chunk committed
+    reverted_by = IntegerField(null=True)
+    revert_result = JSONField(null=True)  # {"reverted": N, "not_reverted": [{"persona", "reason"}]}
 
 
 class UploadChunk(BaseModel):

@@ -16,7 +16,8 @@ FAILED_MESSAGE = "The import failed unexpectedly. Rows applied so far stay appli
 SWEEP_SECONDS = 30
 log = logging.getLogger(__name__)
 
-JOBS = {"validate": "worker.tasks.validate_import", "import": "worker.tasks.apply_import"}
+JOBS = {"validate": "worker.tasks.validate_import", "import": "worker.tasks.apply_import",
+        "revert": "worker.tasks.revert_import"}
 # RQ statuses under which the job will still run by itself: the reaper must not queue it again.
 PENDING = {"queued", "scheduled", "deferred"}
 
@@ -46,7 +47,7 @@ def _queue(redis_url: str):
 
 
 def enqueue(kind: str, import_id: int, redis_url: str | None, limits=None) -> bool:
-    """Start job kind ("validate" or "import") for an import; False when the queue is unreachable."""
+    """Start job kind ("validate", "import" or "revert") for an import; False when the queue is unreachable."""
     if not redis_url:
         _start_thread(kind, import_id, limits)
         return True
@@ -72,7 +73,7 @@ def _start_thread(kind: str, import_id: int, limits) -> None:
     """The embedded runner: the job in a daemon thread, retried like RQ would, failed after the last try."""
     from worker import tasks
 
-    job = tasks.validate_import if kind == "validate" else tasks.apply_import
+    job = getattr(tasks, JOBS[kind].rpartition(".")[2])
 
     def run():
         for wait in [*RETRY_INTERVALS, None]:
@@ -92,19 +93,26 @@ def _start_thread(kind: str, import_id: int, limits) -> None:
     threading.Thread(target=run, name=job_id(kind, import_id), daemon=True).start()
 
 
+KIND_OF_STATUS = {"validating": "validate", "queued": "import", "running": "import", "reverting": "revert"}
+
+
 def stale_imports() -> list[tuple[int, str]]:
     """(id, kind) of imports nobody is running: heartbeat stale, or never enqueued (Redis was down)."""
     from webapp.importer.engine import stale_after
+    from webapp.importer.revert import REVERT_STALE
 
     stale = utcnow() - stale_after()
     with connected():
+        # A revert beats by stamping reverted_at at each chunk.
+        reverts = Import.select(Import.id, Import.status).where(
+            (Import.status == "reverting") & (Import.reverted_at < utcnow() - REVERT_STALE))
         query = Import.select(Import.id, Import.status).where(
             Import.status.in_(["queued", "running", "validating"])
             & ((Import.error_message == WAITING_MESSAGE)
                | ((Import.heartbeat_at.is_null() | (Import.heartbeat_at < stale))
                   # A just-queued job has not beaten yet: give it the same grace.
                   & ((Import.status == "running") | Import.queued_at.is_null() | (Import.queued_at < stale)))))
-        return [(u.id, "validate" if u.status == "validating" else "import") for u in query]
+        return [(u.id, KIND_OF_STATUS[u.status]) for u in (*query, *reverts)]
 
 
 def _pending_in_rq(queue, kind: str, import_id: int) -> bool:

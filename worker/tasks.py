@@ -4,7 +4,7 @@ import os
 
 from webapp.config import limits_from_env
 from webapp.db import db, init_db
-from webapp.importer import engine
+from webapp.importer import engine, revert
 from webapp.importer.errors import FileRefused
 from webapp.models import Import
 from worker.queue import connected
@@ -26,6 +26,13 @@ def apply_import(import_id: int, limits=None, after_chunk=None) -> None:
     after_chunk = after_chunk or _fault_injection()
     _run(import_id, ready=("queued",), working="running",
          work=lambda lease: engine.apply(import_id, lease, after_chunk=after_chunk))
+
+
+def revert_import(import_id: int, limits=None) -> None:
+    """Job: revert a claimed import (resumes where a stopped run left off)."""
+    ensure_db()
+    with connected():
+        revert.run_revert(import_id)
 
 
 def ensure_db() -> None:

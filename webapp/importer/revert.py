@@ -18,24 +18,12 @@ REVERT_STALE = timedelta(minutes=10)
 
 
 def revert(import_id: int, account_id: int, user_id: int) -> dict:
-    """Revert an import; returns {"reverted": N, "not_reverted": [{"persona", "reason"}]}."""
-    _claim(import_id, account_id)
-    result = {"reverted": 0, "not_reverted": []}
-    persona_ids = (AuditEntry.select(AuditEntry.persona_id).where(AuditEntry.import_id == import_id)
-                   .distinct().order_by(AuditEntry.persona_id).tuples())
-    ids = iter([pid for (pid,) in persona_ids])
-    while chunk := list(islice(ids, PERSONAS_PER_CHUNK)):
-        with write_transaction():
-            _revert_chunk(Import.get_by_id(import_id), user_id, chunk, result)
-            Import.update(reverted_at=utcnow()).where(Import.id == import_id).execute()
-    with write_transaction():
-        Audience.delete().where(Audience.source_import == import_id).execute()
-        Import.update(status="reverted", reverted_at=utcnow(), audience_id=None).where(
-            Import.id == import_id).execute()
-    return result
+    """Revert an import now; returns {"reverted": N, "not_reverted": [{"persona", "reason"}]}."""
+    claim_revert(import_id, account_id, user_id)
+    return run_revert(import_id)
 
 
-def _claim(import_id: int, account_id: int) -> None:
+def claim_revert(import_id: int, account_id: int, user_id: int) -> None:
     """Mark the import as reverting under its row lock, so two reverts never subtract points twice."""
     with write_transaction():
         query = Import.select().where((Import.id == import_id) & (Import.account == account_id))
@@ -48,8 +36,28 @@ def _claim(import_id: int, account_id: int) -> None:
             raise FileRefused(f"Import #{import_id} is being reverted right now.")
         if upload.status not in REVERTIBLE + ("reverting",):
             raise FileRefused(f"Import #{import_id} is {upload.status}; only finished imports can be reverted.")
-        upload.status, upload.reverted_at = "reverting", utcnow()
+        upload.status, upload.reverted_at, upload.reverted_by = "reverting", utcnow(), user_id
         upload.save()
+
+
+def run_revert(import_id: int) -> dict:
+    """Revert a claimed import chunk by chunk (resuming where a stopped run left off); returns the result."""
+    upload = Import.get_by_id(import_id)
+    if upload.status != "reverting":
+        return upload.revert_result or {}
+    result = upload.revert_result or {"reverted": 0, "not_reverted": []}
+    persona_ids = (AuditEntry.select(AuditEntry.persona_id).where(AuditEntry.import_id == import_id)
+                   .distinct().order_by(AuditEntry.persona_id).tuples())
+    ids = iter([pid for (pid,) in persona_ids])
+    while chunk := list(islice(ids, PERSONAS_PER_CHUNK)):
+        with write_transaction():
+            _revert_chunk(upload, upload.reverted_by, chunk, result)
+            Import.update(reverted_at=utcnow(), revert_result=result).where(Import.id == import_id).execute()
+    with write_transaction():
+        Audience.delete().where(Audience.source_import == import_id).execute()
+        Import.update(status="reverted", reverted_at=utcnow(), audience_id=None, revert_result=result).where(
+            Import.id == import_id).execute()
+    return result
 
 
 def _revert_chunk(upload: Import, user_id: int, persona_ids: list[int], result: dict) -> None:

@@ -329,7 +329,8 @@ def _apply_chunk(import_id: int, lease: str, stamp: Stamp, columns: dict, chunk_
     if any(reached.get("lines") for reached in stamp.opted_out.values()):
         _mark_created_lines(index, import_id)
     stamp.at = now
-    outcomes = [Merger(index, stamp).apply(row) for row in rows]
+    merger = Merger(index, stamp)
+    outcomes = [merger.apply(row) for row in rows]
     changed = list({o.persona["id"]: o.persona for o in outcomes if o.changes and o.persona["id"]}.values())
     write_personas(upload.account_id, changed, index.new, now)
     audience_id = upload.audience_id or _create_audience(upload, now)

@@ -123,7 +123,7 @@ def mark_queued(upload: Import, status: str) -> None:
 # Files small enough to count while the user waits for the Uploaded step (a few hundred ms at most).
 CHEAP_COUNT_BYTES = {"csv": 20 * 1024 * 1024, "xlsx": 1024 * 1024, "xls": 1024 * 1024}
 BEFORE_SUBMIT = ("draft", "validating", "validated")
-WORKING = ("validating", "queued", "running")
+WORKING = ("validating", "queued", "running", "reverting")
 PROBLEMS_PER_QUERY = 500
 
 

@@ -113,6 +113,15 @@ def _seed(account, rows=200) -> int:
     return _seed_points(rows)
 
 
+def _uninterrupted_run(owner, path):
+    """The same file imported without a fault into a fresh seeded account: (its import, its export)."""
+    reference_account = create_account("Reference")
+    _seed(reference_account)
+    reference = validated_import(reference_account, owner, path)
+    tasks.apply_import(reference.id)
+    return Import.get_by_id(reference.id), exported(reference_account.id)
+
+
 def _seed_points(rows=200) -> int:
     return sum(1000 + n for n in range(0, rows, 2))
 
@@ -124,12 +133,7 @@ def test_sigkill_after_k_chunks_then_new_worker_finishes_exactly_once(workers, t
     account, owner = _owner_and_account()
     path = write_csv(tmp_path / "customers.csv", ROWS)
     _seed(account)
-    reference_account = create_account("Reference")
-    _seed(reference_account)
-    reference = validated_import(reference_account, owner, path)
-    tasks.apply_import(reference.id)
-    reference = Import.get_by_id(reference.id)
-    reference_export = exported(reference_account.id)
+    reference, reference_export = _uninterrupted_run(owner, path)
 
     upload = validated_import(account, owner, path)
     first = workers.start(IMPORT_FAULT_KILL_AFTER_CHUNKS=k)
@@ -257,12 +261,7 @@ def test_in_process_killed_after_k_chunks_resumes_exactly_once(app, tmp_path, ac
     account = account_a
     path = write_csv(tmp_path / "customers.csv", ROWS)
     _seed(account)
-    reference_account = create_account("Reference")
-    _seed(reference_account)
-    reference = validated_import(reference_account, owner_a, path)
-    tasks.apply_import(reference.id)
-    reference = Import.get_by_id(reference.id)
-    reference_export = exported(reference_account.id)
+    reference, reference_export = _uninterrupted_run(owner_a, path)
 
     upload = validated_import(account, owner_a, path)
     with pytest.raises(Killed):

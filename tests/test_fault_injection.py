@@ -38,9 +38,11 @@ def _small_chunks(monkeypatch):
     monkeypatch.setenv("IMPORT_CHUNK_ROWS", str(CHUNK))
 
 
-def _reference(tmp_path, owner, path, name="Reference"):
-    """An uninterrupted in-process run of the file on a fresh account: (import, export)."""
+def _reference(tmp_path, owner, path, name="Reference", seeded=False):
+    """An uninterrupted in-process run of the file on a fresh (optionally seeded) account: (import, export)."""
     account = create_account(name)
+    if seeded:
+        _seed(account)
     upload = validated_import(account, owner, path)
     tasks.apply_import(upload.id)
     upload = Import.get_by_id(upload.id)
@@ -113,15 +115,6 @@ def _seed(account, rows=200) -> int:
     return _seed_points(rows)
 
 
-def _uninterrupted_run(owner, path):
-    """The same file imported without a fault into a fresh seeded account: (its import, its export)."""
-    reference_account = create_account("Reference")
-    _seed(reference_account)
-    reference = validated_import(reference_account, owner, path)
-    tasks.apply_import(reference.id)
-    return Import.get_by_id(reference.id), exported(reference_account.id)
-
-
 def _seed_points(rows=200) -> int:
     return sum(1000 + n for n in range(0, rows, 2))
 
@@ -133,7 +126,7 @@ def test_sigkill_after_k_chunks_then_new_worker_finishes_exactly_once(workers, t
     account, owner = _owner_and_account()
     path = write_csv(tmp_path / "customers.csv", ROWS)
     _seed(account)
-    reference, reference_export = _uninterrupted_run(owner, path)
+    reference, reference_export = _reference(tmp_path, owner, path, seeded=True)
 
     upload = validated_import(account, owner, path)
     first = workers.start(IMPORT_FAULT_KILL_AFTER_CHUNKS=k)
@@ -261,7 +254,7 @@ def test_in_process_killed_after_k_chunks_resumes_exactly_once(app, tmp_path, ac
     account = account_a
     path = write_csv(tmp_path / "customers.csv", ROWS)
     _seed(account)
-    reference, reference_export = _uninterrupted_run(owner_a, path)
+    reference, reference_export = _reference(tmp_path, owner_a, path, seeded=True)
 
     upload = validated_import(account, owner_a, path)
     with pytest.raises(Killed):

@@ -91,7 +91,6 @@ class Import(BaseModel):
     terms_accepted_by = ForeignKeyField(User, null=True, on_delete="SET NULL", backref="+")
     terms_ip = CharField(null=True)
     status = CharField(default="draft", index=True)
-    phase = CharField(default="")
     rows_total = IntegerField(default=0)
     rows_done = IntegerField(default=0)
     counts = JSONField(default=dict)

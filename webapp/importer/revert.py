@@ -4,10 +4,12 @@ from collections import defaultdict
 from datetime import timedelta
 from itertools import islice
 
+from peewee import Tuple
+
 from webapp.db import is_postgres, write_transaction
+from webapp.importer import bulk
 from webapp.importer.errors import FileRefused
 from webapp.importer.merge import CONSENT_CHANNELS, PersonaIndex
-from webapp.importer import bulk
 from webapp.importer.personas_io import load_by_ids, write_personas
 from webapp.models import Audience, AuditEntry, Import, Persona, PersonaAttribute, utcnow
 
@@ -100,9 +102,9 @@ def _revert_chunk(upload: Import, user_id: int, persona_ids: list[int], result: 
             result["reverted"] += 1
     _free_conflicting_keys(upload.account_id, changed, result)
     write_personas(upload.account_id, changed, [], now)
-    for persona_id, name in removed_attributes:
-        PersonaAttribute.delete().where((PersonaAttribute.persona == persona_id)
-                                        & (PersonaAttribute.name == name)).execute()
+    if removed_attributes:
+        PersonaAttribute.delete().where(
+            Tuple(PersonaAttribute.persona, PersonaAttribute.name).in_(removed_attributes)).execute()
     if deleted:
         Persona.delete().where(Persona.id.in_(deleted)).execute()
     bulk.insert_rows(AuditEntry._meta.table_name,

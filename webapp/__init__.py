@@ -25,8 +25,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + 64 * 1024
     if app.config["PROXY_HOPS"]:
-        # Behind a TLS-terminating proxy: trust its X-Forwarded-Proto so Secure cookies are set.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_HOPS"], x_proto=app.config["PROXY_HOPS"])
+        # Behind a TLS-terminating proxy: trust its X-Forwarded-Proto so Secure cookies are set, and its
+        # X-Forwarded-Host so posts from the public origin are recognized as our own (security.check_origin).
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     Htmx(app)
     init_db(app.config["DATABASE_URL"])
 

@@ -1,21 +1,36 @@
-"""CSRF protection, security headers and session cookie flags."""
+"""CSRF protection, cross-site request refusal, security headers and session cookie flags.
+
+Unsafe requests must come from our own origin. FRAME_ANCESTORS does not widen that: a form posted
+inside our iframe comes from our own document (the browser sends our origin and
+Sec-Fetch-Site: same-origin), and the dashboard around the iframe never posts to us. Trusting
+its origin would only let that dashboard forge requests with the user's cookie.
+"""
 import hmac
 import secrets
+from urllib.parse import urlsplit
 
 from flask import current_app, request, session
 from flask.sessions import SecureCookieSessionInterface
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, Forbidden
 
 SESSION_KEY = "csrf_token"
 HEADER = "X-CSRFToken"
 FORM_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class CSRFError(BadRequest):
     """A state-changing request without the session's CSRF token."""
 
     description = "This form has expired. Reload the page and try again."
+
+
+class CrossSiteError(Forbidden):
+    """A state-changing request sent by another site's page."""
+
+    description = ("This request came from another website, so it was refused. "
+                   "Open Personas Import itself and try again.")
 
 
 def csrf_token() -> str:
@@ -45,6 +60,44 @@ def check_csrf() -> None:
     # Bytes: compare_digest refuses non-ASCII str, and a forged token must not become a 500.
     if not expected or not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
         raise CSRFError()
+
+
+def origin_of(url: str) -> str | None:
+    """scheme://host[:port] of a URL, lower-cased, without a default port; None when it is not http(s)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if scheme not in ("http", "https") or not host:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" if port in (None, DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"
+
+
+def is_own_origin(origin: str) -> bool:
+    """True when origin is this app's (as the browser addressed it: ProxyFix has set scheme and host)."""
+    theirs = origin_of(origin)
+    return theirs is not None and theirs == origin_of(request.host_url)
+
+
+def check_origin() -> None:
+    """Refuse an unsafe request that another site's page sent (Sec-Fetch-Site, else Origin, says so)."""
+    if request.method in SAFE_METHODS:
+        return
+    site, origin = request.headers.get("Sec-Fetch-Site"), request.headers.get("Origin")
+    if site == "cross-site":
+        raise CrossSiteError()
+    if site in ("same-origin", "none"):  # "none": the user's own action (address bar, bookmark)
+        return
+    # same-site (a sibling subdomain), an unknown value, or an older browser: the Origin decides.
+    if origin is None:
+        if site == "same-site":
+            raise CrossSiteError()
+        return  # not a browser page's request (curl, scripts): the CSRF token still guards it
+    if not is_own_origin(origin):  # including "null" (sandboxed frames, privacy redirects)
+        raise CrossSiteError()
 
 
 def content_security_policy(frame_ancestors: list[str]) -> str:
@@ -77,13 +130,15 @@ class SessionInterface(SecureCookieSessionInterface):
 
 
 def init_app(app) -> None:
-    """Install CSRF checks, security headers, cookie flags and the csrf_token() template global."""
+    """Install cross-site and CSRF checks, security headers, cookie flags and the csrf_token() template global."""
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     if app.config.get("EMBEDDING"):
         # A cross-site iframe only gets its cookie back with SameSite=None; Secure; Partitioned (CHIPS).
         app.config.update(SESSION_COOKIE_SAMESITE="None", SESSION_COOKIE_SECURE=True,
                           SESSION_COOKIE_PARTITIONED=True)
     app.session_interface = SessionInterface()
+    # Cross-site first: a foreign page is refused as such, whatever token it guessed.
+    app.before_request(check_origin)
     app.before_request(check_csrf)
     app.after_request(set_security_headers)
     app.jinja_env.globals["csrf_token"] = csrf_token

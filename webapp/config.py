@@ -31,6 +31,8 @@ def load_config(instance: Path) -> dict:
         "IN_PROCESS_REAPER": os.environ.get("IN_PROCESS_REAPER") == "1",
         "PROXY_HOPS": int(os.environ.get("PROXY_HOPS", "0")),
         "TERMS_VERSION": os.environ.get("TERMS_VERSION", "2026-11"),
+        # Uploads per user; beyond it 429 (webapp/ratelimit.py). Room for a busy person, not for a script.
+        "UPLOAD_RATE_LIMIT": os.environ.get("UPLOAD_RATE_LIMIT", "10/minute"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
     }

@@ -13,6 +13,7 @@ from webapp.importer.progress import progress as progress_of
 from webapp.importer.fields import ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target
 from webapp.importer.templates import TEMPLATES, template_csv, template_filename, template_xlsx
 from webapp.models import Import, utcnow
+from webapp.ratelimit import rate_limited
 from webapp.render import render, wants_partial
 from worker.queue import enqueue
 
@@ -92,8 +93,16 @@ def upload_get():
     return step("_upload.html", "Upload a file", **upload_context())
 
 
+def too_many_uploads(wait: int) -> Response:
+    """Step 1 again, saying when the next upload will be accepted (the upload rate limit's answer)."""
+    error = (f"You have uploaded many files in a short time. Wait {wait} second{'s' if wait != 1 else ''}, "
+             "then upload your file again.")
+    return step("_upload.html", "Upload a file", status=429, error=error, **upload_context())
+
+
 @bp.post("/new")
 @owner_required
+@rate_limited("upload", "UPLOAD_RATE_LIMIT", too_many_uploads)
 def upload_post():
     """Store the uploaded file as a new import and show what was found in it."""
     file = request.files.get("file")

@@ -1,4 +1,6 @@
 """One database for the app, the worker and the CLI: a Peewee proxy bound by init_db()."""
+import logging
+
 from peewee import DatabaseProxy, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import connect
 
@@ -16,6 +18,9 @@ SQLITE_PRAGMAS = {
 
 def init_db(url: str):
     """Bind the proxy to the database at url and return it."""
+    # Peewee logs every query with its parameters at DEBUG: customers' emails, phones and names. Keep them
+    # out of the logs whatever the root level (to see SQL while developing, lower it again after start-up).
+    logging.getLogger("peewee").setLevel(logging.INFO)
     if url.startswith("sqlite"):
         database = connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
     else:

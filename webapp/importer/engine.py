@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from itertools import islice
 
@@ -53,10 +53,10 @@ class LeaseLost(Exception):
 
 
 @contextmanager
-def import_table(upload: Import, max_rows: int, max_bytes: int):
-    """The stored file of an import, opened as a table with its chosen sheet and header row."""
-    with opened_file(upload) as local, open_table(
-            local, sheet=upload.sheet, header_line=upload.header_line, max_rows=max_rows, max_bytes=max_bytes) as table:
+def import_table(upload: Import, max_rows: int, max_bytes: int, local=None):
+    """The import's file (the stored one, or local: the same bytes in hand) opened as a table."""
+    with (nullcontext(local) if local is not None else opened_file(upload)) as stream, open_table(
+            stream, sheet=upload.sheet, header_line=upload.header_line, max_rows=max_rows, max_bytes=max_bytes) as table:
         yield table
 
 

@@ -26,18 +26,29 @@ def start_upload(account, user, file_name: str, stream, limits: Limits) -> Impor
         upload = Import.create(account=account, user=user, file_name=file_name or "upload")
         try:
             store_file(upload, stream, limits.max_bytes)
-            describe(upload, limits)
+            # Headers from the bytes in hand: reading 100 MB back from the database only to find them is slow.
+            describe(upload, limits, local=_rewound(stream))
         except FileRefused:
             upload.delete_instance(recursive=True)
             raise
     return upload
 
 
-def describe(upload: Import, limits: Limits, sheet: str | None = None, header_line: int | None = None) -> Import:
+def _rewound(stream):
+    """The uploaded stream back at its start, or None when it cannot seek (the stored copy is read then)."""
+    try:
+        stream.seek(0)
+    except (AttributeError, OSError, ValueError):
+        return None
+    return stream
+
+
+def describe(upload: Import, limits: Limits, sheet: str | None = None, header_line: int | None = None,
+             local=None) -> Import:
     """(Re)read the file's sheets, header row and samples, and pre-fill the mapping."""
     upload.sheet, upload.header_line = sheet, header_line
     try:
-        with import_table(upload, limits.max_rows, limits.max_bytes) as table:
+        with import_table(upload, limits.max_rows, limits.max_bytes, local) as table:
             upload.kind, upload.sheet_names = table.kind, table.sheet_names
             upload.sheet, upload.header_line, upload.headers = table.sheet, table.header_line, table.headers
             upload.samples = table.sample(3)

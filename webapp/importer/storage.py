@@ -1,13 +1,18 @@
 """Uploaded files live in the database, in chunks, so any worker on any machine can read them."""
 import hashlib
+import io
+import struct
 import tempfile
 from contextlib import contextmanager
 
-from webapp.db import db
+from webapp.db import db, is_postgres
 from webapp.importer.errors import FileRefused
 from webapp.models import Import, UploadChunk
 
 CHUNK_BYTES = 4 * 1024 * 1024
+# PostgreSQL's binary COPY framing: signature, flags, header extension length; -1 ends the data.
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+COPY_TRAILER = struct.pack("!h", -1)
 
 
 def store_file(upload: Import, stream, max_bytes: int) -> None:
@@ -23,10 +28,21 @@ def store_file(upload: Import, stream, max_bytes: int) -> None:
                     "Split it into smaller files and import them one after the other."
                 )
             digest.update(block)
-            UploadChunk.create(upload=upload, seq=seq, data=block)
+            _insert_chunk(upload.id, seq, block)
             seq += 1
         upload.size, upload.sha256 = size, digest.hexdigest()
         upload.save(only=[Import.size, Import.sha256])
+
+
+def _insert_chunk(upload_id: int, seq: int, block: bytes) -> None:
+    if not is_postgres():
+        UploadChunk.insert(upload=upload_id, seq=seq, data=block).execute()
+        return
+    # Binary COPY: an INSERT would send the bytes hex-escaped as SQL text, several times slower for 100 MB.
+    row = struct.pack("!hiiii", 3, 4, upload_id, 4, seq) + struct.pack("!i", len(block))
+    framed = io.BytesIO(b"".join((COPY_HEADER, row, block, COPY_TRAILER)))
+    table = UploadChunk._meta.table_name
+    db.cursor().copy_expert(f'COPY "{table}" (upload_id, seq, data) FROM STDIN WITH (FORMAT binary)', framed)
 
 
 @contextmanager
@@ -43,4 +59,3 @@ def opened_file(upload: Import):
 def delete_file(upload: Import) -> None:
     """Remove the stored file's bytes."""
     UploadChunk.delete().where(UploadChunk.upload == upload).execute()
-

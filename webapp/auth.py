@@ -163,11 +163,14 @@ def logout():
 @bp.post("/accounts/switch")
 @login_required
 def switch_account():
-    """Make another of the user's accounts the current one; any other id is 404."""
+    """Make another of the user's accounts the current one, with a new CSRF token; any other id is 404."""
     account_id = request.form.get("account_id", type=int)
     membership = next((m for m in g.memberships if m.account_id == account_id), None)
     if membership is None:
         abort(404)
     session["account_id"] = membership.account_id
+    # A form still open in another tab was made for the old account (and maybe another role):
+    # a new token makes it expire instead of acting in this account.
+    rotate_csrf_token()
     # The page the user was on may show the old account's rows: start again from the list.
     return redirect(url_for("personas.index"))

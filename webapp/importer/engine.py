@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from contextlib import contextmanager, nullcontext
 from datetime import timedelta
-from itertools import islice
+from functools import partial
 
 from peewee import IntegrityError, OperationalError
 
@@ -22,6 +22,7 @@ from webapp.importer import bulk
 from webapp.importer.errors import FileRefused
 from webapp.importer.merge import CONSENT_CHANNELS, Merger, PersonaIndex, Stamp
 from webapp.importer.overlay import Overlay
+from webapp.importer.pipeline import parsed_batches
 from webapp.importer.personas_io import load_into, write_personas
 from webapp.importer.readers import open_table
 from webapp.importer.storage import opened_file
@@ -63,12 +64,6 @@ def import_table(upload: Import, max_rows: int, max_bytes: int, local=None):
 def parse_context(account: Account) -> ParseContext:
     """How this account reads phones and dates."""
     return ParseContext(region=account.phone_region, day_first=account.day_first)
-
-
-def _batches(iterable, size):
-    iterator = iter(iterable)
-    while batch := list(islice(iterator, size)):
-        yield batch
 
 
 def _locked(import_id: int) -> Import:
@@ -161,14 +156,14 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int) -> di
             ImportProblem.delete().where(ImportProblem.upload == upload).execute()
         simulation = _Simulation(upload, overlay)
         seq = 0
-        for batch in _batches(table.rows(), CHUNK_ROWS):
-            parsed = [parser(line, cells) for line, cells in batch]
+        for batch in parsed_batches(table.rows(), partial(_parse_and_encode, parser), CHUNK_ROWS):
+            parsed = [row for row, _ in batch]
             with write_transaction():
                 _check_lease(import_id, lease)
                 staged = []
-                for row in parsed:
+                for row, data in batch:
                     seq += 1
-                    staged.append((import_id, seq, row["line"], json.dumps(_staged_data(row), default=str)))
+                    staged.append((import_id, seq, row["line"], data))
                 bulk.insert_rows(StagedRow._meta.table_name, ["upload_id", "seq", "line", "data"], staged)
                 _insert_problems(_problem_rows(import_id, "parse", (p for r in parsed for p in r["problems"])))
                 _insert_problems(_problem_rows(import_id, "review", simulation.run(parsed)))
@@ -181,6 +176,17 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int) -> di
         Import.update(review=review, staged=True, rows_total=seq, rows_done=seq, row_count=seq,
                       status="validated", lease=None, finished_at=utcnow()).where(Import.id == import_id).execute()
     return review
+
+
+def _parse_and_encode(parser: RowParser, batch: list) -> list[tuple[dict, str]]:
+    """Each (line, cells) parsed, with its staged form as JSON; the dry run needs no cells, so they stay in the JSON."""
+    out = []
+    for line, cells in batch:
+        row = parser(line, cells)
+        data = json.dumps(_staged_data(row), default=str)
+        del row["cells"]
+        out.append((row, data))
+    return out
 
 
 def _staged_data(row: dict) -> dict:

@@ -1,5 +1,6 @@
 """One database for the app, the worker and the CLI: a Peewee proxy bound by init_db()."""
 import logging
+from contextlib import contextmanager
 
 from peewee import DatabaseProxy, PostgresqlDatabase, SqliteDatabase
 from playhouse.db_url import connect
@@ -42,3 +43,17 @@ def is_sqlite() -> bool:
 def write_transaction():
     """A transaction that takes the write lock up front on SQLite, so reads inside it stay current."""
     return db.atomic("IMMEDIATE") if is_sqlite() else db.atomic()
+
+
+@contextmanager
+def chunk_transaction():
+    """write_transaction() for one chunk of an import, whose commit need not wait for the disk.
+
+    A chunk commits with its checkpoint, so a server crash that loses the last commits only rewinds the
+    checkpoint and the rerun applies those rows once more, exactly once. Not waiting for the WAL flush
+    at each of a million-row import's 500 commits saves seconds.
+    """
+    with write_transaction() as transaction:
+        if is_postgres():
+            db.execute_sql("SET LOCAL synchronous_commit = off")
+        yield transaction

@@ -151,7 +151,9 @@ class ImportProblem(BaseModel):
 
 
 class Persona(BaseModel):
-    account = ForeignKeyField(Account, backref="personas", on_delete="CASCADE")
+    # No index of its own: (account, email) serves it, and a bare account index tempted PostgreSQL into
+    # reading a whole account to find one chunk's personas.
+    account = ForeignKeyField(Account, backref="personas", on_delete="CASCADE", index=False)
     email = CharField(null=True)
     phone = CharField(null=True)
     first_name = TextField(null=True)

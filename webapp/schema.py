@@ -5,7 +5,10 @@ from webapp.db import db, is_postgres
 from webapp.models import MODELS, SchemaVersion
 
 # Each step upgrades from the version before it; append, never edit a released step.
-MIGRATIONS: list = []
+MIGRATIONS: list = [
+    # 1 -> 2: the persona table's bare account index goes (see Persona.account).
+    lambda migrator: db.execute_sql('DROP INDEX IF EXISTS "persona_account_id"'),
+]
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 
 

@@ -35,36 +35,41 @@ def _any(column: str, values: list) -> tuple[str, list]:
 
 def load_into(index: PersonaIndex, account_id: int, emails, phones, lock: bool = False) -> None:
     """Add every persona of the account with one of these emails or phones (and its attributes)."""
-    emails, phones = [e for e in emails if e], [p for p in phones if p]
-    if emails or phones:
-        by_email, email_params = _any("email", emails)
-        by_phone, phone_params = _any("phone", phones)
-        _load(index, f"account_id = {_param()} AND ({by_email} OR {by_phone})",
-              [account_id, *email_params, *phone_params], lock)
+    keys = {"email": [e for e in emails if e], "phone": [p for p in phones if p]}
+    _load(index, [_by_account_and(account_id, key, values) for key, values in keys.items() if values], lock)
 
 
 def load_by_ids(index: PersonaIndex, account_id: int, ids) -> None:
     """Add the account's personas with these ids (and their attributes)."""
-    by_id, params = _any("id", list(ids))
-    _load(index, f"account_id = {_param()} AND {by_id}", [account_id, *params], lock=True)
+    ids = list(ids)
+    _load(index, [_by_account_and(account_id, "id", ids)] if ids else [], lock=True)
+
+
+def _by_account_and(account_id: int, column: str, values: list) -> tuple[str, list]:
+    """`account_id = ? AND column IN (...)` as SQL and parameters."""
+    where, params = _any(column, values)
+    return f"account_id = {_param()} AND {where}", [account_id, *params]
 
 
 def _param() -> str:
     return "%s" if is_postgres() else "?"
 
 
-def _load(index: PersonaIndex, where: str, params: list, lock: bool) -> None:
+def _load(index: PersonaIndex, conditions: list[tuple[str, list]], lock: bool) -> None:
     # Raw SQL: building a Peewee expression of thousands of keys costs more than running it.
     names = ", ".join(f'"{c}"' for c in SELECT_COLUMNS)
-    sql = f'SELECT {names} FROM "{Persona._meta.table_name}" WHERE {where} ORDER BY id'
-    if lock and is_postgres():
-        # Two imports touching one persona serialize on its row instead of overwriting each other.
-        sql += " FOR UPDATE"
     loaded = {}
-    for values in db.execute_sql(sql, params).fetchall():
-        record = dict(zip(SELECT_COLUMNS, values))
-        if record["id"] not in index.by_id:
-            loaded[record["id"]] = _state(record)
+    # One statement per key, never "email IN (...) OR phone IN (...)": for that OR PostgreSQL reads the
+    # whole account (a sequential scan per chunk over a million personas), each alone is an index lookup.
+    for where, params in conditions:
+        sql = f'SELECT {names} FROM "{Persona._meta.table_name}" WHERE {where} ORDER BY id'
+        if lock and is_postgres():
+            # Two imports touching one persona serialize on its row instead of overwriting each other.
+            sql += " FOR UPDATE"
+        for values in db.execute_sql(sql, params).fetchall():
+            record = dict(zip(SELECT_COLUMNS, values))
+            if record["id"] not in index.by_id and record["id"] not in loaded:
+                loaded[record["id"]] = _state(record)
     if loaded:
         by_persona, id_params = _any("persona_id", list(loaded))
         rows = db.execute_sql(
@@ -103,13 +108,12 @@ def _assign_ids(account_id: int, created: list[dict]) -> None:
     """Read back the ids of just-inserted personas by their unique email or phone."""
     if not created:
         return
-    by_email, email_params = _any("email", [p["email"] for p in created if p["email"]])
-    by_phone, phone_params = _any("phone", [p["phone"] for p in created if p["phone"] and not p["email"]])
-    rows = db.execute_sql(
-        f'SELECT id, email, phone FROM "{Persona._meta.table_name}" '
-        f"WHERE account_id = {_param()} AND ({by_email} OR {by_phone})",
-        [account_id, *email_params, *phone_params]).fetchall()
-    ids_by_email = {email: persona_id for persona_id, email, _ in rows}
-    ids_by_phone = {phone: persona_id for persona_id, _, phone in rows}
+    ids = {}
+    for key, values in (("email", [p["email"] for p in created if p["email"]]),
+                        ("phone", [p["phone"] for p in created if p["phone"] and not p["email"]])):
+        if values:
+            where, params = _by_account_and(account_id, key, values)
+            rows = db.execute_sql(f'SELECT {key}, id FROM "{Persona._meta.table_name}" WHERE {where}', params)
+            ids[key] = dict(rows.fetchall())
     for persona in created:
-        persona["id"] = ids_by_email[persona["email"]] if persona["email"] else ids_by_phone[persona["phone"]]
+        persona["id"] = ids["email"][persona["email"]] if persona["email"] else ids["phone"][persona["phone"]]

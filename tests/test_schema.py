@@ -1,0 +1,33 @@
+"""init-db upgrades an existing database in place: each migration runs once, and the import path's indexes are right."""
+import pytest
+
+from webapp.db import db, is_postgres
+from webapp.models import Persona, SchemaVersion
+from webapp.schema import CURRENT_VERSION, init_schema
+
+
+def _persona_indexes() -> set[str]:
+    return {index.name for index in db.get_indexes(Persona._meta.table_name)}
+
+
+def test_a_new_database_has_no_bare_account_index_on_personas(app):
+    assert "persona_account_id" not in _persona_indexes()
+    assert {"persona_account_id_email", "persona_account_id_phone"} <= _persona_indexes()
+
+
+def test_a_version_1_database_loses_the_bare_account_index_and_is_marked_current(app):
+    db.execute_sql('CREATE INDEX "persona_account_id" ON "persona" ("account_id")')
+    SchemaVersion.update(version=1).execute()
+
+    assert init_schema() == CURRENT_VERSION
+    assert "persona_account_id" not in _persona_indexes()
+    assert SchemaVersion.get().version == CURRENT_VERSION
+    assert init_schema() == CURRENT_VERSION  # idempotent
+
+
+def test_uploaded_files_are_stored_with_fast_compression_on_postgresql(app):
+    if not is_postgres():
+        pytest.skip("a PostgreSQL storage setting")
+    row = db.execute_sql("SELECT attcompression FROM pg_attribute "
+                         "WHERE attrelid = 'upload_chunk'::regclass AND attname = 'data'").fetchone()
+    assert row[0] in ("l", "")  # lz4, or the server default where lz4 is not built in

@@ -40,7 +40,7 @@ def zip_names(f) -> set[str]:
 
 
 def finish_row(cells: list) -> bool:
-    """Strip our report's quote prefix in place; return False when every cell is blank."""
+    """Strip our report's quote prefix and NUL characters in place; return False when every cell is blank."""
     blank = True
     for i, cell in enumerate(cells):
         if cell is None:
@@ -48,6 +48,9 @@ def finish_row(cells: list) -> bool:
         if cell.__class__ is str:
             if cell[:1] == "'":
                 cells[i] = cell = unneutralize(cell)
+            if "\x00" in cell:
+                # .xls strings may hold NULs (never customer data) and PostgreSQL text cannot store them.
+                cells[i] = cell = cell.replace("\x00", "")
             if not cell or cell.isspace():
                 continue
         blank = False

@@ -57,10 +57,13 @@ class Table:
     _records: Callable[[], Iterator[tuple[int, list]]] = field(default=None, repr=False, compare=False)
     _max_rows: int = field(default=2_000_000, repr=False, compare=False)
     _closer: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    _header_cells: int = field(default=0, repr=False, compare=False)  # the header row's cells, blank ones too
 
     def rows(self) -> Iterator[tuple[int, list]]:
         """Stream (line number, cells padded or cut to the headers) for each non-blank data row."""
         width, limit, header_line = len(self.headers), self._max_rows, self.header_line
+        # A CSV row wider than its header row has shifted (a separator inside a value); a sheet's cells cannot.
+        shifts = self._header_cells if self.kind == "csv" else None
         records = dropwhile(lambda rec: rec[0] <= header_line, self._records())
         count = 0
         for line, cells in records:
@@ -68,6 +71,8 @@ class Table:
                 if len(cells) < width:
                     cells = cells + [None] * (width - len(cells))
                 else:
+                    if shifts is not None and len(cells) > shifts:
+                        _refuse_shifted(line, cells, shifts)
                     cells = cells[:width]
                     if _is_blank(cells):
                         continue  # its only values sat in columns without a header
@@ -346,10 +351,22 @@ def _find_header(table: Table, header_line: int | None) -> None:
             has_data = _first(records) is not None
     finally:
         records.close()
-    table.header_line = line
+    table.header_line, table._header_cells = line, len(cells)
     table.headers = _header_names(cells)
     if not has_data:
         raise FileRefused(HEADER_ONLY)
+
+
+def _refuse_shifted(line: int, cells: list, header_cells: int) -> None:
+    """Refuse a CSV row with values beyond the header row's last column."""
+    used = len(cells)
+    while used > header_cells and _blank_cell(cells[used - 1]):
+        used -= 1
+    if used > header_cells:
+        raise FileRefused(
+            f"Line {line} has more cells ({used}) than the header row has columns ({header_cells}), so its "
+            "values may have shifted into the wrong columns. This usually means a value holds a comma (or the "
+            f"file's separator) without quotes around it. Fix line {line} and upload the file again.")
 
 
 def _header_at(records: Iterator, header_line: int) -> tuple[int, list]:

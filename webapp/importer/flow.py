@@ -1,5 +1,6 @@
 """The steps of one import, shared by the wizard, the CLI and the jobs: upload, map, accept, submit."""
 import json
+import re
 from itertools import groupby
 
 from webapp.db import write_transaction
@@ -20,14 +21,35 @@ class Limits:
         self.max_bytes, self.max_rows = max_bytes, max_rows
 
 
+MAX_NAME = 255  # no filesystem allows a longer file name
+# Control characters (PostgreSQL text cannot hold NUL) and bidi controls (they can disguise an extension).
+UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def display_name(file_name: str | None) -> str:
+    """A client's name for its file as text to show: no folders, no control characters, at most MAX_NAME long."""
+    name = " ".join(UNSHOWABLE.sub(" ", re.split(r"[\\/]", file_name or "")[-1]).split())
+    if len(name) > MAX_NAME:
+        _, dot, ext = name.rpartition(".")
+        keep = dot + ext if dot and len(ext) <= 10 else ""
+        name = name[:MAX_NAME - len(keep) - 1] + "…" + keep
+    return name or "upload"
+
+
 def start_upload(account, user, file_name: str, stream, limits: Limits) -> Import:
-    """Store an uploaded file as a new import and read its headers; FileRefused leaves nothing behind."""
+    """Store an uploaded file as a new import, read its headers, count a small file; FileRefused leaves nothing.
+
+    The file name is only ever shown: the file itself is stored in the database under the import's id.
+    """
     with write_transaction():
-        upload = Import.create(account=account, user=user, file_name=file_name or "upload")
+        upload = Import.create(account=account, user=user, file_name=display_name(file_name))
         try:
             store_file(upload, stream, limits.max_bytes)
             # Headers from the bytes in hand: reading 100 MB back from the database only to find them is slow.
             describe(upload, limits, local=_rewound(stream))
+            # Reading a small file to its end now refuses a late problem (one row too many, a stray quote)
+            # at the upload, not after the user has mapped the columns.
+            _count_if_cheap(upload, limits, local=_rewound(stream))
         except FileRefused:
             upload.delete_instance(recursive=True)
             raise
@@ -139,14 +161,21 @@ PROBLEMS_PER_QUERY = 500
 
 
 def count_rows_if_cheap(upload: Import, limits: Limits) -> int | None:
-    """Count the data rows now when the file is small; None leaves the count to the validation pass."""
-    if upload.file_error or not upload.headers or upload.size > CHEAP_COUNT_BYTES.get(upload.kind, 0):
-        return None
+    """Count the data rows now when the file is small (and not counted yet); None leaves it to the validation pass."""
+    if upload.row_count is not None:
+        return upload.row_count
     try:
-        with import_table(upload, limits.max_rows, limits.max_bytes) as table:
-            upload.row_count = count_rows(table)
+        return _count_if_cheap(upload, limits)
     except FileRefused:
         return None  # e.g. over the row limit: validation says so with its message
+
+
+def _count_if_cheap(upload: Import, limits: Limits, local=None) -> int | None:
+    """Count and save the data rows of a small file (refusing what a full read refuses); None for a large one."""
+    if upload.file_error or not upload.headers or upload.size > CHEAP_COUNT_BYTES.get(upload.kind, 0):
+        return None
+    with import_table(upload, limits.max_rows, limits.max_bytes, local) as table:
+        upload.row_count = count_rows(table)
     upload.save(only=[Import.row_count])
     return upload.row_count
 

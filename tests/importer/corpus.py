@@ -186,3 +186,58 @@ def big_csv(path: Path, rows: int) -> Path:
                 f'user{i}@example.com,First{i},(415) 555-{i % 10000:04d},{i % 500},"a note, with comma"\n'
                 for i in range(start, min(rows, start + 10_000))))
     return path
+
+
+# --- hostile files (tests/test_hostile_files.py) ---------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"
+HTML_TABLE = (b"<html xmlns:o=\"urn:schemas-microsoft-com:office:office\"><head><meta charset=\"utf-8\"></head>"
+              b"<body><table><tr><td>Email</td><td>Phone</td></tr>"
+              b"<tr><td>ann@example.com</td><td>4155550101</td></tr></table></body></html>")
+
+
+def docx_file(path: Path) -> Path:
+    """The parts of a Word document that tell it apart from a workbook."""
+    return plain_zip(path, {"[Content_Types].xml": "<Types/>", "_rels/.rels": "<Relationships/>",
+                            "word/document.xml": "<w:document/>"})
+
+
+def truncated(src: Path, dst: Path, keep: int) -> Path:
+    """The first `keep` bytes of a file, as an interrupted download leaves it."""
+    return write(dst, src.read_bytes()[:keep])
+
+
+def xxe(src: Path, dst: Path, member: str = "xl/worksheets/sheet1.xml", target: str = "file:///etc/passwd") -> Path:
+    """A workbook whose member declares an external entity (XXE) and, in a sheet, uses it in a cell."""
+    doctype = f'<!DOCTYPE root [<!ENTITY xxe SYSTEM "{target}">]>'.encode()
+
+    def patch(xml: bytes) -> bytes:
+        xml = re.sub(rb"^<\?xml[^>]*\?>", b"", xml.lstrip())
+        xml = re.sub(rb"<c r=\"B2\"[^>]*>.*?</c>", b'<c r="B2" t="inlineStr"><is><t>&xxe;</t></is></c>', xml)
+        return b'<?xml version="1.0"?>' + doctype + xml
+    return rewrite_zip(src, dst, {member: patch})
+
+
+def understated_zip(src: Path, dst: Path, padding_mb: int = 64, member: str = "xl/worksheets/sheet1.xml") -> Path:
+    """A workbook whose sheet unpacks to padding_mb MB more than its zip entries state (the original size)."""
+    with zipfile.ZipFile(src) as zf:
+        original = zf.read(member)
+    padded = original.replace(b"</sheetData>", b" " * (padding_mb * 1024 * 1024) + b"</sheetData>")
+    data = bytearray(rewrite_zip(src, dst, {member: padded}).read_bytes())
+    name = member.encode()
+    # Both the local header (offset 22) and the central directory entry (offset 24) state the size.
+    for signature, name_at, size_at in ((b"PK\x03\x04", 30, 22), (b"PK\x01\x02", 46, 24)):
+        at = data.find(signature)
+        while data[at + name_at:at + name_at + len(name)] != name:
+            at = data.find(signature, at + 4)
+        struct.pack_into("<I", data, at + size_at, len(original))
+    return write(dst, bytes(data))
+
+
+def padded_csv(path: Path, size: int, rows: str = "Email,First Name\nann@example.com,Ann\n") -> Path:
+    """A CSV of exactly `size` bytes: the rows, then whitespace-only lines (blank rows import nothing)."""
+    data = rows.encode()
+    line = b" " * 99_999 + b"\n"
+    data += line * ((size - len(data)) // len(line))
+    return write(path, data + b"\n" * (size - len(data)))

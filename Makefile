@@ -17,9 +17,9 @@ test: install vendor browser
 worker: install
 	$(PERSONAS) worker
 
+# Figures, not a test: wipes BENCH_DATABASE_URL (default personas_bench) and flushes BENCH_REDIS_URL's db.
 bench: install
-	$(PY) bench/read_bench.py
-	$(PY) bench/import_bench.py
+	$(PY) bench/bench.py $(BENCH_ARGS)
 
 install: $(STAMP)
 

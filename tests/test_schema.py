@@ -31,3 +31,18 @@ def test_uploaded_files_are_stored_with_fast_compression_on_postgresql(app):
     row = db.execute_sql("SELECT attcompression FROM pg_attribute "
                          "WHERE attrelid = 'upload_chunk'::regclass AND attname = 'data'").fetchone()
     assert row[0] in ("l", "")  # lz4, or the server default where lz4 is not built in
+
+
+def test_an_import_refreshes_stale_planner_statistics_of_the_persona_table(app, account_a, make_persona, monkeypatch):
+    """Without them PostgreSQL believes a just-imported account is empty and reads all of it per chunk."""
+    from webapp.importer import personas_io
+
+    if not is_postgres():
+        pytest.skip("PostgreSQL planner statistics")
+    for n in range(3):
+        make_persona(account_a, email=f"p{n}@example.com")
+    monkeypatch.setattr(personas_io, "STALE_STATISTICS_ROWS", 0)
+
+    personas_io.refresh_statistics()
+
+    assert db.execute_sql("SELECT reltuples FROM pg_class WHERE relname = 'persona'").fetchone()[0] == 3

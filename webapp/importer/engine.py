@@ -23,7 +23,7 @@ from webapp.importer.errors import FileRefused
 from webapp.importer.merge import CONSENT_CHANNELS, Merger, PersonaIndex, Stamp
 from webapp.importer.overlay import Overlay
 from webapp.importer.pipeline import parsed_batches
-from webapp.importer.personas_io import load_into, write_personas
+from webapp.importer.personas_io import load_into, refresh_statistics, write_personas
 from webapp.importer.readers import open_table
 from webapp.importer.storage import opened_file
 from webapp.importer.values import ParseContext, RowParser
@@ -155,6 +155,7 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int) -> di
             StagedRow.delete().where(StagedRow.upload == upload).execute()
             ImportProblem.delete().where(ImportProblem.upload == upload).execute()
         simulation = _Simulation(upload, overlay)
+        refresh_statistics()
         seq = 0
         for batch in parsed_batches(table.rows(), partial(_parse_and_encode, parser), CHUNK_ROWS):
             parsed = [row for row, _ in batch]
@@ -278,6 +279,7 @@ def apply(import_id: int, lease: str, chunk_rows: int | None = None, after_chunk
     stamp_base = _stamp(upload)
     columns = _columns_by_field(upload)
     while True:
+        refresh_statistics()
         for attempt in range(CONFLICT_RETRIES):
             try:
                 with chunk_transaction():

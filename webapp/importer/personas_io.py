@@ -7,8 +7,8 @@ from webapp.importer.merge import PERSONA_COLUMNS, PersonaIndex
 from webapp.models import Persona, PersonaAttribute
 
 DATE_COLUMNS = ("birthday", "loyalty_signup_date")
-
-
+# Re-ANALYZE once this many rows, and half the table, changed since PostgreSQL last looked.
+STALE_STATISTICS_ROWS = 20_000
 BOOL_COLUMNS = ("loyalty_member", "archived", "sms_opt_in", "sms_opt_out", "email_opt_in", "email_opt_out")
 SELECT_COLUMNS = ("id", *PERSONA_COLUMNS)
 
@@ -26,6 +26,21 @@ def _state(record: dict) -> dict:
     return record
 
 
+def refresh_statistics() -> None:
+    """ANALYZE the persona table when an import has changed much of it since its statistics were taken.
+
+    Autovacuum gets there eventually; within a million-row import into a new account it is too late,
+    and a planner that believes the account is empty picks an index that reads all of it per chunk.
+    """
+    if not is_postgres():
+        return
+    table = Persona._meta.table_name
+    row = db.execute_sql("SELECT n_live_tup, n_mod_since_analyze FROM pg_stat_user_tables WHERE relid = %s::regclass",
+                         [table]).fetchone()
+    if row and row[1] >= max(STALE_STATISTICS_ROWS, row[0] // 2):
+        db.execute_sql(f'ANALYZE "{table}"')
+
+
 def _any(column: str, values: list) -> tuple[str, list]:
     """`column IN (...)` as SQL and parameters: one array parameter on PostgreSQL."""
     if is_postgres():
@@ -35,41 +50,46 @@ def _any(column: str, values: list) -> tuple[str, list]:
 
 def load_into(index: PersonaIndex, account_id: int, emails, phones, lock: bool = False) -> None:
     """Add every persona of the account with one of these emails or phones (and its attributes)."""
-    keys = {"email": [e for e in emails if e], "phone": [p for p in phones if p]}
-    _load(index, [_by_account_and(account_id, key, values) for key, values in keys.items() if values], lock)
+    _load(index, account_id, {"email": emails, "phone": phones}, lock)
 
 
 def load_by_ids(index: PersonaIndex, account_id: int, ids) -> None:
     """Add the account's personas with these ids (and their attributes)."""
-    ids = list(ids)
-    _load(index, [_by_account_and(account_id, "id", ids)] if ids else [], lock=True)
+    _load(index, account_id, {"id": ids}, lock=True)
 
 
-def _by_account_and(account_id: int, column: str, values: list) -> tuple[str, list]:
-    """`account_id = ? AND column IN (...)` as SQL and parameters."""
-    where, params = _any(column, values)
-    return f"account_id = {_param()} AND {where}", [account_id, *params]
+def _matching(account_id: int, column: str, values: list) -> tuple[str, list]:
+    """`FROM ... WHERE ...` selecting the account's personas (as p) whose column is one of values."""
+    table = Persona._meta.table_name
+    if is_postgres():
+        # A join on the unnested keys: one index lookup per key. (With "= ANY(...)" PostgreSQL chose a
+        # sequential scan of a million personas for each chunk.)
+        array = "bigint[]" if column == "id" else "text[]"
+        return (f'FROM unnest(%s::{array}) AS k(key) JOIN "{table}" AS p ON p."{column}" = k.key '
+                f"WHERE p.account_id = %s", [values, account_id])
+    return f'FROM "{table}" AS p WHERE p."{column}" IN ({", ".join("?" * len(values))}) AND p.account_id = ?', [
+        *values, account_id]
 
 
-def _param() -> str:
-    return "%s" if is_postgres() else "?"
-
-
-def _load(index: PersonaIndex, conditions: list[tuple[str, list]], lock: bool) -> None:
+def _load(index: PersonaIndex, account_id: int, keys: dict, lock: bool) -> None:
     # Raw SQL: building a Peewee expression of thousands of keys costs more than running it.
-    names = ", ".join(f'"{c}"' for c in SELECT_COLUMNS)
+    names = ", ".join(f'p."{c}"' for c in SELECT_COLUMNS)
     loaded = {}
-    # One statement per key, never "email IN (...) OR phone IN (...)": for that OR PostgreSQL reads the
-    # whole account (a sequential scan per chunk over a million personas), each alone is an index lookup.
-    for where, params in conditions:
-        sql = f'SELECT {names} FROM "{Persona._meta.table_name}" WHERE {where} ORDER BY id'
+    # One statement per key column, never "email IN (...) OR phone IN (...)", which no index serves.
+    for column, values in keys.items():
+        # Most rows carry the email and phone of one persona: found by the first, it is not asked for again.
+        held = {persona[column] for persona in loaded.values()}
+        values = list({value for value in values if value and value not in held})
+        if not values:
+            continue
+        matching, params = _matching(account_id, column, values)
+        sql = f"SELECT {names} {matching} ORDER BY p.id"
         if lock and is_postgres():
             # Two imports touching one persona serialize on its row instead of overwriting each other.
-            sql += " FOR UPDATE"
-        for values in db.execute_sql(sql, params).fetchall():
-            record = dict(zip(SELECT_COLUMNS, values))
-            if record["id"] not in index.by_id and record["id"] not in loaded:
-                loaded[record["id"]] = _state(record)
+            sql += " FOR UPDATE OF p"
+        for record in db.execute_sql(sql, params).fetchall():
+            if record[0] not in index.by_id and record[0] not in loaded:
+                loaded[record[0]] = _state(dict(zip(SELECT_COLUMNS, record)))
     if loaded:
         by_persona, id_params = _any("persona_id", list(loaded))
         rows = db.execute_sql(
@@ -112,8 +132,8 @@ def _assign_ids(account_id: int, created: list[dict]) -> None:
     for key, values in (("email", [p["email"] for p in created if p["email"]]),
                         ("phone", [p["phone"] for p in created if p["phone"] and not p["email"]])):
         if values:
-            where, params = _by_account_and(account_id, key, values)
-            rows = db.execute_sql(f'SELECT {key}, id FROM "{Persona._meta.table_name}" WHERE {where}', params)
+            matching, params = _matching(account_id, key, values)
+            rows = db.execute_sql(f'SELECT p."{key}", p.id {matching}', params)
             ids[key] = dict(rows.fetchall())
     for persona in created:
         persona["id"] = ids["email"][persona["email"]] if persona["email"] else ids["phone"][persona["phone"]]

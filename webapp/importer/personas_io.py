@@ -1,5 +1,6 @@
 """Personas between the database and the merge's in-memory dicts: load by keys, write a chunk's result."""
 import datetime
+from operator import itemgetter
 
 from webapp.db import db, is_postgres
 from webapp.importer import bulk
@@ -101,8 +102,11 @@ def _load(index: PersonaIndex, account_id: int, keys: dict, lock: bool) -> None:
         index.add_loaded(persona)
 
 
+_column_values = itemgetter(*PERSONA_COLUMNS)
+
+
 def _values(persona: dict, now) -> tuple:
-    return tuple(persona[c] for c in PERSONA_COLUMNS) + (now,)
+    return (*_column_values(persona), now)
 
 
 def write_personas(account_id: int, changed: list[dict], created: list[dict], now) -> None:

@@ -20,6 +20,7 @@ from peewee import IntegrityError, OperationalError
 from webapp.db import chunk_transaction, db, is_postgres, write_transaction
 from webapp.importer import bulk
 from webapp.importer.errors import FileRefused
+from webapp.importer.memory import release_free_memory
 from webapp.importer.merge import CONSENT_CHANNELS, Merger, PersonaIndex, Stamp
 from webapp.importer.overlay import Overlay
 from webapp.importer.pipeline import parsed_batches
@@ -169,6 +170,7 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int) -> di
                 _insert_problems(_problem_rows(import_id, "parse", (p for r in parsed for p in r["problems"])))
                 _insert_problems(_problem_rows(import_id, "review", simulation.run(parsed)))
                 Import.update(rows_done=seq, heartbeat_at=utcnow()).where(Import.id == import_id).execute()
+            release_free_memory()
     if seq == 0:
         raise FileRefused("The file has a header row but no customer rows.")
     review = simulation.summary(seq)
@@ -290,6 +292,7 @@ def apply(import_id: int, lease: str, chunk_rows: int | None = None, after_chunk
                     raise
                 # Jitter, so two chunks that deadlocked do not collide again in step.
                 time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+        release_free_memory()
         if not more:
             return Import.get_by_id(import_id)
         if after_chunk:

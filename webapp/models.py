@@ -115,7 +115,7 @@ class Import(BaseModel):
 class UploadChunk(BaseModel):
     """The uploaded file's bytes, in pieces, so any worker on any machine can stream it."""
 
-    upload = ForeignKeyField(Import, backref="chunks", on_delete="CASCADE")
+    upload = ForeignKeyField(Import, backref="chunks", on_delete="CASCADE", index=False)  # the index below starts with it
     seq = IntegerField()
     data = BlobField()
 
@@ -126,7 +126,7 @@ class UploadChunk(BaseModel):
 class StagedRow(BaseModel):
     """A parsed, normalized row kept by validation so applying never reads the file again."""
 
-    upload = ForeignKeyField(Import, on_delete="CASCADE")
+    upload = ForeignKeyField(Import, on_delete="CASCADE", index=False)  # the index below starts with it
     seq = IntegerField()
     line = IntegerField()
     data = TextField()
@@ -138,7 +138,7 @@ class StagedRow(BaseModel):
 class ImportProblem(BaseModel):
     """One problem of one row: found when parsing, in the dry run, or when applying."""
 
-    upload = ForeignKeyField(Import, on_delete="CASCADE")
+    upload = ForeignKeyField(Import, on_delete="CASCADE", index=False)  # the index below starts with it
     source = CharField()  # parse | review | apply
     line = IntegerField()
     column_name = TextField(default="")
@@ -193,7 +193,7 @@ class Persona(BaseModel):
 
 
 class PersonaAttribute(BaseModel):
-    persona = ForeignKeyField(Persona, backref="attributes", on_delete="CASCADE")
+    persona = ForeignKeyField(Persona, backref="attributes", on_delete="CASCADE", index=False)  # the index below starts with it
     name = CharField()
 
     class Meta:
@@ -208,7 +208,7 @@ class Audience(BaseModel):
 
 
 class AudienceMember(BaseModel):
-    audience = ForeignKeyField(Audience, backref="members", on_delete="CASCADE")
+    audience = ForeignKeyField(Audience, backref="members", on_delete="CASCADE", index=False)  # the index below starts with it
     persona = ForeignKeyField(Persona, on_delete="CASCADE")
 
     class Meta:

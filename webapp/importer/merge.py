@@ -12,6 +12,9 @@ PLAIN_FIELDS = (
 )
 PLAIN_SET = frozenset(PLAIN_FIELDS)
 CONSENT_CHANNELS = ("sms", "email")
+# channel -> its opt-in and opt-out fields, and its name in messages
+CONSENT_NAMES = {channel: (f"{channel}_opt_in", f"{channel}_opt_out", label)
+                 for channel, label in zip(CONSENT_CHANNELS, ("SMS", "Email"))}
 PERSONA_COLUMNS = PLAIN_FIELDS + (
     "points", "sms_opt_in", "sms_opt_out", "sms_consent_at", "sms_consent_import", "sms_consent_user",
     "sms_consent_terms", "email_opt_in", "email_opt_out", "email_consent_at", "email_consent_import",
@@ -19,12 +22,21 @@ PERSONA_COLUMNS = PLAIN_FIELDS + (
 )
 
 
-def blank_persona() -> dict:
-    """A persona not yet in the database: no id, nothing set, zero points."""
+def _blank_template() -> dict:
     persona = {name: None for name in PERSONA_COLUMNS}
-    persona.update(id=None, points=0, archived=False, attributes=set())
+    persona.update(id=None, points=0, archived=False)
     for channel in CONSENT_CHANNELS:
         persona[f"{channel}_opt_in"] = persona[f"{channel}_opt_out"] = False
+    return persona
+
+
+_BLANK = _blank_template()
+
+
+def blank_persona() -> dict:
+    """A persona not yet in the database: no id, nothing set, zero points."""
+    persona = _BLANK.copy()
+    persona["attributes"] = set()
     return persona
 
 
@@ -142,13 +154,23 @@ class Merger:
         return outcome
 
     def _set_fields(self, persona: dict, values: dict, outcome: Outcome) -> None:
+        changes = outcome.changes
+        if outcome.action == "created":
+            # A blank persona: every value is new, and the index learns its keys once it is added.
+            for name, new in values.items():
+                if new is not None and name in PLAIN_SET:
+                    changes[name] = [None, new]
+                    persona[name] = new
+            return
         for name, new in values.items():
-            if name not in PLAIN_SET or new is None or new == persona[name]:
+            if new is None or name not in PLAIN_SET:
                 continue
             old = persona[name]
-            if name in ("email", "phone") and outcome.action != "created":
+            if new == old:
+                continue
+            if name == "email" or name == "phone":
                 self.index.rekey(persona, name, old, new)
-            outcome.changes[name] = [old, new]
+            changes[name] = [old, new]
             persona[name] = new
 
     def _add_points(self, persona: dict, delta, outcome: Outcome) -> None:
@@ -162,8 +184,7 @@ class Merger:
                 outcome.line, "points", str(delta), f"the points balance goes below zero ({persona['points']})"))
 
     def _consent(self, persona: dict, channel: str, values: dict, outcome: Outcome) -> None:
-        opt_in, opt_out = f"{channel}_opt_in", f"{channel}_opt_out"
-        label = "SMS" if channel == "sms" else "Email"
+        opt_in, opt_out, label = CONSENT_NAMES[channel]
         if values.get(opt_out) is True:
             target = (False, True)
         elif values.get(opt_in) is True:

@@ -131,12 +131,18 @@ def embedding_app(app_factory):
     return app_factory(FRAME_ANCESTORS=["'self'", "https://dash.example.com"])
 
 
-@pytest.mark.parametrize("headers", REFUSED_HEADERS, ids=header_ids)
-def test_login_form_from_another_site_is_refused(embedding_app, headers, csrf):
+def _post_login(app, headers, csrf):
+    """A fresh client posting the sign-in form of an owner with these request headers: client, owner, response."""
     owner = owner_of("Alpha", "owner-a@example.com")
-    client = embedding_app.test_client()
+    client = app.test_client()
     response = client.post("/login", data={"email": owner.email, "password": owner.password,
                                            "csrf_token": csrf(client)}, headers=headers)
+    return client, owner, response
+
+
+@pytest.mark.parametrize("headers", REFUSED_HEADERS, ids=header_ids)
+def test_login_form_from_another_site_is_refused(embedding_app, headers, csrf):
+    client, _, response = _post_login(embedding_app, headers, csrf)
     page = response.get_data(as_text=True)
     assert response.status_code == 403 and CROSS_SITE in page and "<html" in page
     with client.session_transaction() as session:
@@ -145,10 +151,7 @@ def test_login_form_from_another_site_is_refused(embedding_app, headers, csrf):
 
 @pytest.mark.parametrize("headers", ACCEPTED_HEADERS, ids=header_ids)
 def test_login_form_from_our_own_pages_is_accepted(embedding_app, headers, csrf):
-    owner = owner_of("Alpha", "owner-a@example.com")
-    client = embedding_app.test_client()
-    response = client.post("/login", data={"email": owner.email, "password": owner.password,
-                                           "csrf_token": csrf(client)}, headers=headers)
+    client, owner, response = _post_login(embedding_app, headers, csrf)
     assert response.status_code == 302
     with client.session_transaction() as session:
         assert session["user_id"] == owner.id

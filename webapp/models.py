@@ -218,7 +218,9 @@ class AudienceMember(BaseModel):
 class AuditEntry(BaseModel):
     """One change to one persona: who, when, from which import row, each field's old and new value."""
 
-    account = ForeignKeyField(Account, on_delete="CASCADE")
+    # No index: every query of the history also filters by import or persona, which are indexed, and an
+    # import writes an entry per changed persona.
+    account = ForeignKeyField(Account, on_delete="CASCADE", index=False)
     # Plain ids, not foreign keys: the history outlives a persona removed by a revert.
     persona_id = IntegerField(index=True)
     import_id = IntegerField(null=True)

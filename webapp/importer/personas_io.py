@@ -16,6 +16,7 @@ SQLITE_LIST = "(SELECT value FROM json_each(?))"
 STALE_STATISTICS_ROWS = 20_000
 BOOL_COLUMNS = ("loyalty_member", "archived", "sms_opt_in", "sms_opt_out", "email_opt_in", "email_opt_out")
 SELECT_COLUMNS = ("id", *PERSONA_COLUMNS)
+_column_values = itemgetter(*PERSONA_COLUMNS)
 
 
 def _state(record: dict) -> dict:
@@ -28,6 +29,7 @@ def _state(record: dict) -> dict:
             record[name] = bool(record[name])
     record["attributes"] = set()
     record["loaded_email"], record["loaded_phone"] = record["email"], record["phone"]
+    record["loaded"] = _column_values(record)
     return record
 
 
@@ -105,9 +107,6 @@ def _load(index: PersonaIndex, account_id: int, keys: dict, lock: bool) -> None:
         index.add_loaded(persona)
 
 
-_column_values = itemgetter(*PERSONA_COLUMNS)
-
-
 def _values(persona: dict, now) -> tuple:
     return (*_column_values(persona), now)
 
@@ -120,27 +119,45 @@ def write_personas(account_id: int, changed: list[dict], created: list[dict], no
                 None if p["phone"] != p["loaded_phone"] else p["phone"])
                for p in changed if (p["email"], p["phone"]) != (p["loaded_email"], p["loaded_phone"])]
     bulk.update_rows(table, ["email", "phone"], rekeyed)
-    columns = [*PERSONA_COLUMNS, "updated_at"]
-    bulk.update_rows(table, columns, [(p["id"], *_values(p, now)) for p in changed])
-    bulk.insert_rows(table, ["account_id", *columns, "created_at"],
-                     [(account_id, *_values(p, now), now) for p in created])
-    _assign_ids(account_id, created)
+    # Only the columns some persona of the chunk changed: a points import sends a few, not all thirty.
+    names = _changed_columns(changed)
+    values = _getter(names)
+    bulk.update_rows(table, [*names, "updated_at"], [(p["id"], *values(p), now) for p in changed])
+    for persona, new_id in zip(created, _new_ids(len(created))):
+        persona["id"] = new_id
+    bulk.insert_rows(table, ["id", "account_id", *PERSONA_COLUMNS, "updated_at", "created_at"],
+                     [(p["id"], account_id, *_values(p, now), now) for p in created])
     new_attributes = [(p["id"], name) for p in changed + created
                       for name in sorted(p["attributes"] - p.get("loaded_attributes", set()))]
     bulk.insert_rows(PersonaAttribute._meta.table_name, ["persona_id", "name"], new_attributes,
                      ignore_conflicts=True)
 
 
-def _assign_ids(account_id: int, created: list[dict]) -> None:
-    """Read back the ids of just-inserted personas by their unique email or phone."""
-    if not created:
-        return
-    ids = {}
-    for key, values in (("email", [p["email"] for p in created if p["email"]]),
-                        ("phone", [p["phone"] for p in created if p["phone"] and not p["email"]])):
-        if values:
-            matching, params = _matching(account_id, key, values)
-            rows = db.execute_sql(f'SELECT p."{key}", p.id {matching}', params)
-            ids[key] = dict(rows.fetchall())
-    for persona in created:
-        persona["id"] = ids["email"][persona["email"]] if persona["email"] else ids["phone"][persona["phone"]]
+def _getter(names: list[str]):
+    """persona -> the tuple of its values for names (itemgetter returns a bare value for one name)."""
+    if len(names) == 1:
+        return lambda persona: (persona[names[0]],)
+    return itemgetter(*names) if names else lambda persona: ()
+
+
+def _changed_columns(personas: list[dict]) -> list[str]:
+    """The persona columns whose value differs from the loaded one in at least one of personas."""
+    changed = set()
+    for persona in personas:
+        current = _column_values(persona)
+        if current != persona["loaded"]:
+            changed.update(name for name, new, old in zip(PERSONA_COLUMNS, current, persona["loaded"]) if new != old)
+    return [name for name in PERSONA_COLUMNS if name in changed]
+
+
+def _new_ids(count: int) -> list[int]:
+    """Ids for count new personas, taken before inserting them (reading them back after cost a query by key)."""
+    if not count:
+        return []
+    if is_postgres():
+        rows = db.execute_sql("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                              [Persona._meta.table_name, count])
+        return [new_id for (new_id,) in rows.fetchall()]
+    # SQLite: the chunk's transaction holds the write lock, so nobody else takes the ids after the largest.
+    largest = db.execute_sql(f'SELECT COALESCE(MAX(id), 0) FROM "{Persona._meta.table_name}"').fetchone()[0]
+    return list(range(largest + 1, largest + 1 + count))

@@ -1,7 +1,10 @@
 """Personas between the database and the merge's in-memory dicts: load by keys, write a chunk's result."""
 import datetime
 import json
+import logging
 from operator import itemgetter
+
+from peewee import DatabaseError
 
 from webapp.db import db, is_postgres
 from webapp.importer import bulk
@@ -17,6 +20,7 @@ STALE_STATISTICS_ROWS = 20_000
 BOOL_COLUMNS = ("loyalty_member", "archived", "sms_opt_in", "sms_opt_out", "email_opt_in", "email_opt_out")
 SELECT_COLUMNS = ("id", *PERSONA_COLUMNS)
 _column_values = itemgetter(*PERSONA_COLUMNS)
+log = logging.getLogger(__name__)
 
 
 def _state(record: dict) -> dict:
@@ -45,7 +49,10 @@ def refresh_statistics() -> None:
     row = db.execute_sql("SELECT n_live_tup, n_mod_since_analyze FROM pg_stat_user_tables WHERE relid = %s::regclass",
                          [table]).fetchone()
     if row and row[1] >= max(STALE_STATISTICS_ROWS, row[0] // 2):
-        db.execute_sql(f'ANALYZE "{table}"')
+        try:
+            db.execute_sql(f'ANALYZE "{table}"')
+        except DatabaseError:  # e.g. a database user that does not own the table: autovacuum will do it
+            log.warning("could not ANALYZE %s; imports may be slower until autovacuum does", table, exc_info=True)
 
 
 def _any(column: str, values: list) -> tuple[str, list]:

@@ -1,5 +1,4 @@
 """Set-based writes through Peewee's connection: COPY and unnested arrays on PostgreSQL, executemany on SQLite."""
-import csv
 import io
 import zlib
 
@@ -8,14 +7,22 @@ from webapp.db import db, is_postgres
 NULL = r"\N"
 
 
+def _text(value) -> str:
+    """A value in COPY's text format: \\N for NULL, text with backslash, tab and line breaks escaped."""
+    if value is None:
+        return NULL
+    if isinstance(value, str):
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        return value
+    return str(value)  # numbers, True/False and datetimes read back as they were
+
+
 def _copy(cursor, table: str, columns: list[str], rows: list[tuple]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    # csv writes True/False and numbers as PostgreSQL reads them; only NULL needs spelling out.
-    writer.writerows([NULL if v is None else v for v in row] for row in rows)
-    buffer.seek(0)
+    # COPY's text format, not CSV: the staged rows and audit entries are JSON, whose every quote CSV doubles.
+    buffer = io.StringIO("".join("\t".join(map(_text, row)) + "\n" for row in rows))
     names = ", ".join(f'"{c}"' for c in columns)
-    cursor.copy_expert(f'COPY "{table}" ({names}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')', buffer)
+    cursor.copy_expert(f'COPY "{table}" ({names}) FROM STDIN', buffer)
 
 
 def _staging_table(cursor, table: str, columns: list[str]) -> str:

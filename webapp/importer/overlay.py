@@ -53,4 +53,7 @@ class Overlay:
             [(p["id"] if p["id"] is not None else -p["created_by_line"], p["id"], p["email"], p["phone"],
               # pickle: a private scratch file, and several times faster than JSON for these dicts.
               pickle.dumps(p, pickle.HIGHEST_PROTOCOL)) for p in personas])
+        # SQLite kept memory from every chunk's writes (170 MB over a million rows, well past its 2 MB page
+        # cache); handing it back each chunk keeps the dry run flat for a few percent of its time.
+        self._db.execute("PRAGMA shrink_memory")
 

@@ -49,9 +49,13 @@ def _insert_chunk(upload_id: int, seq: int, block: bytes) -> None:
 def opened_file(upload: Import):
     """A seekable local copy of the stored file, spooled from the database chunk by chunk."""
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as local:
-        chunks = UploadChunk.select(UploadChunk.data).where(UploadChunk.upload == upload).order_by(UploadChunk.seq)
-        for chunk in chunks.iterator():
+        # One chunk per query: a single SELECT would hold the whole file (twice) in the worker's memory,
+        # since the driver fetches every row of a result before handing over the first.
+        seqs = UploadChunk.select(UploadChunk.seq).where(UploadChunk.upload == upload).order_by(UploadChunk.seq)
+        for (seq,) in list(seqs.tuples()):
+            chunk = UploadChunk.get((UploadChunk.upload == upload) & (UploadChunk.seq == seq))
             local.write(bytes(chunk.data))
+            del chunk
         local.seek(0)
         yield local
 

@@ -9,10 +9,7 @@ import pickle
 import sqlite3
 import tempfile
 
-
-# Keys as one JSON parameter, so every chunk runs the same statement: sqlite3 keeps each distinct
-# statement compiled, and an "IN (?, ?, ...)" per chunk size held a hundred megabytes by the end.
-_LIST = "(SELECT value FROM json_each(?))"
+from webapp.importer.personas_io import SQLITE_LIST
 
 
 class Overlay:
@@ -38,12 +35,12 @@ class Overlay:
 
     def by_keys(self, emails: list, phones: list) -> list[dict]:
         """The simulated personas that hold one of these emails or phones now."""
-        sql = f"SELECT state FROM overlay WHERE email IN {_LIST} OR phone IN {_LIST}"
+        sql = f"SELECT state FROM overlay WHERE email IN {SQLITE_LIST} OR phone IN {SQLITE_LIST}"
         return [pickle.loads(state) for (state,) in self._db.execute(sql, [json.dumps(emails), json.dumps(phones)])]
 
     def holding(self, ids) -> set[int]:
         """Which of these database personas the simulation has changed (their stored keys may be stale)."""
-        rows = self._db.execute(f"SELECT id FROM overlay WHERE id IN {_LIST}", [json.dumps(list(ids))])
+        rows = self._db.execute(f"SELECT id FROM overlay WHERE id IN {SQLITE_LIST}", [json.dumps(list(ids))])
         return {persona_id for (persona_id,) in rows}
 
     def save(self, personas) -> None:

@@ -1,10 +1,13 @@
 """Set-based writes through Peewee's connection: COPY and unnested arrays on PostgreSQL, executemany on SQLite."""
 import io
+import json
 import zlib
 
 from webapp.db import db, is_postgres
 
 NULL = r"\N"
+# One encoder for every staged row and audit entry: json.dumps with options builds a new one per call.
+to_json = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False).encode
 
 
 def _text(value) -> str:

@@ -38,8 +38,6 @@ STALE_AFTER = timedelta(seconds=60)
 CONFLICT_RETRIES = 8
 # PostgreSQL: deadlock_detected, serialization_failure.
 RETRYABLE_PGCODES = {"40P01", "40001"}
-# One encoder for every staged row and audit entry: json.dumps with options builds a new one per call.
-to_json = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False).encode
 
 
 def stale_after() -> timedelta:
@@ -188,7 +186,7 @@ def _parse_and_encode(parser: RowParser, batch: list) -> list[tuple[dict, str]]:
     out = []
     for line, cells in batch:
         row = parser(line, cells)
-        data = to_json(_staged_data(row))
+        data = bulk.to_json(_staged_data(row))
         del row["cells"]
         out.append((row, data))
     return out
@@ -379,7 +377,7 @@ def _create_audience(upload: Import, now) -> int:
 
 def _write_audit(upload: Import, outcomes, now) -> None:
     entries = [(upload.account_id, o.persona["id"], upload.id, o.line, upload.user_id, now, o.action,
-                to_json(o.changes)) for o in outcomes if o.action in ("created", "updated")]
+                bulk.to_json(o.changes)) for o in outcomes if o.action in ("created", "updated")]
     bulk.insert_rows(AuditEntry._meta.table_name,
                      ["account_id", "persona_id", "import_id", "row", "user_id", "created_at", "action", "changes"],
                      entries)

@@ -1,5 +1,4 @@
 """Undo an import from its audit entries, restoring only what no later change touched."""
-import json
 from collections import defaultdict
 from datetime import timedelta
 from itertools import islice
@@ -172,7 +171,7 @@ def _free_conflicting_keys(account_id: int, changed: list[dict], result: dict) -
 
 def _entry(upload: Import, persona: dict, user_id: int, now, changes: dict, note: str) -> tuple:
     return (upload.account_id, persona["id"], None, None, user_id, now, "reverted",
-            json.dumps(changes, default=str), note)
+            bulk.to_json(changes), note)
 
 
 def _note(import_id: int, removed: bool = False) -> str:

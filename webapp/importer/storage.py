@@ -55,7 +55,6 @@ def opened_file(upload: Import):
         for (seq,) in list(seqs.tuples()):
             chunk = UploadChunk.get((UploadChunk.upload == upload) & (UploadChunk.seq == seq))
             local.write(bytes(chunk.data))
-            del chunk
         local.seek(0)
         yield local
 

@@ -7,6 +7,7 @@ import phonenumbers
 from flask import Blueprint, g, request, url_for
 
 from webapp.auth import get_owned_or_404, login_required
+from webapp.importer.fields import CHANNELS, FIELDS
 from webapp.models import Audience, AudienceMember, AuditEntry, Import, Persona, PersonaAttribute
 from webapp.render import render
 
@@ -112,7 +113,7 @@ def detail(persona_id: int):
                .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc()))
     attributes = attributes_by_persona([persona]).get(persona.id, [])
     return render("personas/detail.html", "personas/_detail.html", persona=persona, attributes=attributes,
-                  history=list(history))
+                  history=list(history), fields=FIELDS.values(), channels=CHANNELS)
 
 
 @bp.app_template_filter()

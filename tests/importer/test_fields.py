@@ -258,3 +258,25 @@ def test_a_custom_attribute_name_longer_than_100_characters_is_refused():
     mapping = {"Email": "email", "Notes": "attribute:" + "v" * 101}
     assert validate_mapping(mapping) == [
         'The custom attribute name for column "Notes" is too long: use at most 100 characters']
+
+
+def test_the_catalogue_is_the_one_source_of_the_persona_columns_export_and_provider_template():
+    from webapp.importer.fields import EXPORT_KEYS, PERSONA_COLUMNS, PLAIN_FIELDS
+    from webapp.importer.templates import TEMPLATES
+    from webapp.models import Persona
+
+    columns = set(Persona._meta.columns)
+    assert set(FIELDS) <= columns and set(PERSONA_COLUMNS) <= columns
+    assert set(PLAIN_FIELDS) == {name for name, f in FIELDS.items() if f.merge == "replace"}
+    assert EXPORT_KEYS == tuple(FIELDS)
+    provider = TEMPLATES["provider"]
+    assert provider.headers == tuple(f.synonyms[0] for f in FIELDS.values())
+    assert auto_match(list(provider.headers)) == dict(zip(provider.headers, FIELDS))
+    assert all(len(row) == len(FIELDS) for row in provider.rows)
+
+
+def test_every_field_has_three_samples_and_a_page_group():
+    for f in FIELDS.values():
+        assert len(f.samples) == 3, f.name
+        assert f.group in ("profile", "loyalty", "consent"), f.name
+        assert (f.merge == "consent") == (f.channel is not None), f.name

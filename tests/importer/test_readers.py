@@ -254,9 +254,22 @@ def test_header_only_file(tmp_path):
 def test_duplicate_headers_are_named(tmp_path):
     path = corpus.text_file(tmp_path / "d.csv", "Email,Phone,E-mail,EMAIL ,phone,First Name,firstname\nx,y,z,w,v,u,t\n")
     assert refused(path) == (
-        'The header row names the same column more than once: "Email" (columns A and D); '
+        'The header row names the same column more than once: "Email" (columns A, C and D); '
         '"Phone" (columns B and E); "First Name" (columns F and G). '
         "Give each column its own name and upload the file again.")
+
+
+@pytest.mark.parametrize("other", ["first_name", "FirstName", "first-name", "First  Name"])
+def test_headers_are_duplicates_by_the_rule_header_matching_uses(tmp_path, other):
+    # Matching and remembered mappings see these as one header, so a second one would be ignored unseen.
+    path = corpus.text_file(tmp_path / "d.csv", f"Email,First Name,{other}\nx,y,z\n")
+    assert refused(path).startswith('The header row names the same column more than once: "First Name" (columns B and C)')
+
+
+def test_headers_without_letters_or_digits_are_not_duplicates_of_each_other(tmp_path):
+    path = corpus.text_file(tmp_path / "d.csv", "Email,#,%\na@example.com,1,2\n")
+    with open_table(path) as table:
+        assert table.headers == ["Email", "#", "%"]
 
 
 def test_over_max_bytes_refused_before_reading(tmp_path):

@@ -2,13 +2,8 @@
 import datetime
 from collections import defaultdict
 
+from webapp.importer.fields import EXPORT_KEYS
 from webapp.models import Persona, PersonaAttribute
-
-EXPORT_KEYS = (
-    "email", "phone", "first_name", "last_name", "birthday", "gender", "street", "city", "state",
-    "postal_code", "external_id", "loyalty_member", "loyalty_signup_date", "points", "sms_opt_in",
-    "sms_opt_out", "email_opt_in", "email_opt_out", "customer_type",
-)
 
 
 def export_personas(account_id: int) -> list[dict]:

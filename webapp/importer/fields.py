@@ -3,81 +3,99 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 
 @dataclass(frozen=True)
 class Field:
-    """One persona field: its key, the label users see, how its cells parse, known headers."""
+    """One persona field a file can fill: the one place its name, label, parsing, merging and samples live."""
 
     name: str
     label: str
-    kind: str  # email, phone, text, date, bool, points, customer_type, postal_code
-    synonyms: tuple[str, ...]
+    kind: str  # how its cells parse: email, phone, text, date, bool, points, customer_type, postal_code
+    synonyms: tuple[str, ...]  # headers that auto-match it; the first is the templates' header
+    group: str  # where the persona page shows it: profile, loyalty or consent
+    samples: tuple  # the provider template's three example values (None: a blank cell)
+    merge: str = "replace"  # replace: a file value replaces the stored one; add: points; consent: opt-in/out
+    channel: str | None = None  # consent fields: sms or email
 
 
+def _field(name, label, kind, synonyms, group, samples, merge="replace", channel=None) -> Field:
+    return Field(name, label, kind, tuple(synonyms), group, tuple(samples), merge, channel)
+
+
+D = date
 FIELDS: dict[str, Field] = {
     f.name: f
     for f in (
-        Field("email", "Email", "email", ("Email", "E-mail", "Email Address", "E-mail Address", "Customer Email")),
-        Field(
-            "phone",
-            "Phone",
-            "phone",
-            (
-                "Phone", "Phone Number", "Phone #", "Mobile", "Mobile Phone", "Mobile Number",
-                "Cell", "Cell Phone", "Cell Number", "Telephone", "Customer Phone",
-            ),
-        ),
-        Field("first_name", "First Name", "text", ("First Name", "First", "Given Name")),
-        Field("last_name", "Last Name", "text", ("Last Name", "Last", "Surname", "Family Name")),
-        Field("birthday", "Birthday", "date", ("Birthday", "Birth Date", "DOB", "Date of Birth")),
-        Field("gender", "Gender", "text", ("Gender",)),
-        Field(
-            "street",
-            "Street Address",
-            "text",
-            ("Address", "Street", "Street Address", "Address 1", "Address Line 1"),
-        ),
-        Field("city", "City", "text", ("City",)),
-        Field("state", "State", "text", ("State", "Province", "State/Province")),
-        Field("postal_code", "Postal Code", "postal_code", ("Zip", "Zip Code", "Postal Code", "Postcode")),
-        Field(
-            "external_id",
-            "External ID",
-            "text",
-            ("Customer ID", "External ID", "Member ID", "Customer Number", "Member Number"),
-        ),
-        Field("loyalty_member", "Loyalty Member", "bool", ("Loyalty", "Loyalty Member")),
-        Field(
-            "loyalty_signup_date",
-            "Loyalty Signup Date",
-            "date",
-            ("Loyalty Signup Date", "Loyalty Join Date", "Loyalty Enrollment Date"),
-        ),
+        _field("email", "Email", "email",
+               ("Email", "E-mail", "Email Address", "E-mail Address", "Customer Email"), "profile",
+               ("maria.lopez@example.com", "james.okafor@example.com", "sam.chen@example.com")),
+        _field("phone", "Phone", "phone",
+               ("Phone", "Phone Number", "Phone #", "Mobile", "Mobile Phone", "Mobile Number", "Cell",
+                "Cell Phone", "Cell Number", "Telephone", "Customer Phone"), "profile",
+               ("(415) 555-0134", "(617) 555-0199", "(303) 555-0101")),
+        _field("first_name", "First Name", "text", ("First Name", "First", "Given Name"), "profile",
+               ("Maria", "James", "Sam")),
+        _field("last_name", "Last Name", "text", ("Last Name", "Last", "Surname", "Family Name"), "profile",
+               ("Lopez", "Okafor", "Chen")),
+        _field("birthday", "Birthday", "date", ("Birthday", "Birth Date", "DOB", "Date of Birth"), "profile",
+               (D(1988, 4, 20), D(1975, 11, 2), D(1995, 1, 31))),
+        _field("gender", "Gender", "text", ("Gender",), "profile", ("Female", "Male", None)),
+        _field("street", "Street Address", "text",
+               ("Address", "Street", "Street Address", "Address 1", "Address Line 1"), "profile",
+               ("1200 Market St", "45 Beacon St", "789 Colfax Ave")),
+        _field("city", "City", "text", ("City",), "profile", ("San Francisco", "Boston", "Denver")),
+        _field("state", "State", "text", ("State", "Province", "State/Province"), "profile", ("CA", "MA", "CO")),
+        _field("postal_code", "Postal Code", "postal_code", ("Zip", "Zip Code", "Postal Code", "Postcode"),
+               "profile", ("94102", "02134", "80203")),
+        _field("external_id", "External ID", "text",
+               ("Customer ID", "External ID", "Member ID", "Customer Number", "Member Number"), "profile",
+               ("C-1001", "C-1002", "C-1003")),
+        _field("loyalty_member", "Loyalty Member", "bool", ("Loyalty Member", "Loyalty"), "loyalty",
+               (True, True, False)),
+        _field("loyalty_signup_date", "Loyalty Signup Date", "date",
+               ("Loyalty Signup Date", "Loyalty Join Date", "Loyalty Enrollment Date"), "loyalty",
+               (D(2021, 6, 15), D(2019, 3, 1), None)),
         # Points are added to the balance, so a "Points Balance" column must not match.
-        Field("points", "Points", "points", ("Points", "Loyalty Points")),
-        Field(
-            "sms_opt_in",
-            "Opt-in SMS",
-            "bool",
-            ("Opt-in SMS", "SMS Opt In", "Accepts SMS Marketing"),
-        ),
-        Field(
-            "email_opt_in",
-            "Opt-in Email",
-            "bool",
-            ("Opt-in Email", "Email Opt In", "Accepts Email Marketing"),
-        ),
-        Field("sms_opt_out", "Explicit SMS Opt-out", "bool", ("Explicit SMS Opt-out", "SMS Opt Out", "Opt-out SMS")),
-        Field(
-            "email_opt_out",
-            "Explicit Email Opt-out",
-            "bool",
-            ("Explicit Email Opt-out", "Email Opt Out", "Opt-out Email"),
-        ),
-        Field("customer_type", "Customer Type", "customer_type", ("Customer Type", "Medical/Recreational", "Med/Rec")),
+        _field("points", "Points", "points", ("Points", "Loyalty Points"), "loyalty", (120, 860, 0), merge="add"),
+        _field("sms_opt_in", "Opt-in SMS", "bool", ("Opt-in SMS", "SMS Opt In", "Accepts SMS Marketing"),
+               "consent", (True, False, True), merge="consent", channel="sms"),
+        _field("email_opt_in", "Opt-in Email", "bool",
+               ("Opt-in Email", "Email Opt In", "Accepts Email Marketing"), "consent", (True, True, False),
+               merge="consent", channel="email"),
+        _field("sms_opt_out", "Explicit SMS Opt-out", "bool", ("Explicit SMS Opt-out", "SMS Opt Out", "Opt-out SMS"),
+               "consent", (False, True, False), merge="consent", channel="sms"),
+        _field("email_opt_out", "Explicit Email Opt-out", "bool",
+               ("Explicit Email Opt-out", "Email Opt Out", "Opt-out Email"), "consent", (False, False, True),
+               merge="consent", channel="email"),
+        _field("customer_type", "Customer Type", "customer_type",
+               ("Customer Type", "Medical/Recreational", "Med/Rec"), "profile",
+               ("Recreational", "Medical", "Recreational")),
     )
 }
+
+# Fields a file value replaces, in catalogue order (blank cells never reach the merge).
+PLAIN_FIELDS = tuple(name for name, f in FIELDS.items() if f.merge == "replace")
+KEYS = ("email", "phone")  # the match keys
+# channel -> the name messages use; each has <channel>_opt_in and <channel>_opt_out fields.
+CHANNELS = {"sms": "SMS", "email": "Email"}
+STAMPS = ("consent_at", "consent_import", "consent_user", "consent_terms")  # who and when, per channel
+# Every persona column an import reads or writes, derived from the catalogue.
+PERSONA_COLUMNS = PLAIN_FIELDS + ("points",) + tuple(
+    f"{channel}_{part}" for channel in CHANNELS for part in ("opt_in", "opt_out", *STAMPS)) + ("archived",)
+# Columns by type, where a database hands back something else (dates as date objects, booleans as 0/1).
+DATE_COLUMNS = tuple(name for name in PERSONA_COLUMNS if name in FIELDS and FIELDS[name].kind == "date")
+BOOL_COLUMNS = tuple(name for name in PERSONA_COLUMNS
+                     if (name in FIELDS and FIELDS[name].kind == "bool") or name == "archived")
+# What an export holds of each persona, beside its attributes and archived flag.
+EXPORT_KEYS = tuple(FIELDS)
+
+
+def opt_fields(channel: str) -> tuple[str, str]:
+    """The opt-in and opt-out field names of a consent channel."""
+    return f"{channel}_opt_in", f"{channel}_opt_out"
+
 
 IGNORE = "ignore"
 ATTRIBUTE_PREFIX = "attribute:"

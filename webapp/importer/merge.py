@@ -5,21 +5,12 @@ result set-based; so a chunk gives exactly what applying its rows one at a time 
 """
 from dataclasses import dataclass, field
 
-# Fields a file value replaces (blank cells never reach here: the parser drops them).
-PLAIN_FIELDS = (
-    "email", "phone", "first_name", "last_name", "birthday", "gender", "street", "city", "state",
-    "postal_code", "external_id", "loyalty_member", "loyalty_signup_date", "customer_type",
-)
+from webapp.importer.fields import CHANNELS, PERSONA_COLUMNS, PLAIN_FIELDS, opt_fields
+
 PLAIN_SET = frozenset(PLAIN_FIELDS)
-CONSENT_CHANNELS = ("sms", "email")
+CONSENT_CHANNELS = tuple(CHANNELS)
 # channel -> its opt-in and opt-out fields, and its name in messages
-CONSENT_NAMES = {channel: (f"{channel}_opt_in", f"{channel}_opt_out", label)
-                 for channel, label in zip(CONSENT_CHANNELS, ("SMS", "Email"))}
-PERSONA_COLUMNS = PLAIN_FIELDS + (
-    "points", "sms_opt_in", "sms_opt_out", "sms_consent_at", "sms_consent_import", "sms_consent_user",
-    "sms_consent_terms", "email_opt_in", "email_opt_out", "email_consent_at", "email_consent_import",
-    "email_consent_user", "email_consent_terms", "archived",
-)
+CONSENT_NAMES = {channel: (*opt_fields(channel), label) for channel, label in CHANNELS.items()}
 
 
 def _blank_template() -> dict:

@@ -8,16 +8,15 @@ from peewee import DatabaseError
 
 from webapp.db import db, is_postgres
 from webapp.importer import bulk
-from webapp.importer.merge import PERSONA_COLUMNS, PersonaIndex
+from webapp.importer.fields import BOOL_COLUMNS, DATE_COLUMNS, PERSONA_COLUMNS
+from webapp.importer.merge import PersonaIndex
 from webapp.models import Persona, PersonaAttribute
 
-DATE_COLUMNS = ("birthday", "loyalty_signup_date")
 # Keys as one JSON parameter: the same statement text every chunk. sqlite3 caches each distinct statement,
 # and one "IN (?, ?, ...)" per chunk size held a compiled program of thousands of values each.
 SQLITE_LIST = "(SELECT value FROM json_each(?))"
 # Re-ANALYZE once this many rows, and half the table, changed since PostgreSQL last looked.
 STALE_STATISTICS_ROWS = 20_000
-BOOL_COLUMNS = ("loyalty_member", "archived", "sms_opt_in", "sms_opt_out", "email_opt_in", "email_opt_out")
 SELECT_COLUMNS = ("id", *PERSONA_COLUMNS)
 _column_values = itemgetter(*PERSONA_COLUMNS)
 log = logging.getLogger(__name__)

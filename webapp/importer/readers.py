@@ -15,6 +15,7 @@ from xlrd import compdoc
 
 from webapp.importer import csv_reader, excel_reader
 from webapp.importer.errors import FileRefused
+from webapp.importer.fields import normalize_header
 
 HEADER_SCAN = 20  # the header is looked for among this many first non-blank rows
 SAMPLE_SCAN = 1000  # sample() reads at most this many data rows
@@ -424,11 +425,13 @@ def _header_text(value) -> str:
 
 
 def _refuse_duplicates(names: list[str]) -> None:
-    """Refuse a header row naming a column twice, ignoring case and spaces."""
+    """Refuse a header row naming a column twice, by the one rule header matching uses."""
     columns: dict[str, list[int]] = {}
     for i, name in enumerate(names):
-        # "First Name", "first name" and "FirstName" would all map to the same field.
-        columns.setdefault("".join(name.split()).casefold(), []).append(i)
+        # "First Name", "first_name" and "FirstName" are one header to matching and to remembered mappings.
+        key = normalize_header(name)
+        if key:
+            columns.setdefault(key, []).append(i)
     repeated = [idx for idx in columns.values() if len(idx) > 1]
     if repeated:
         listed = "; ".join(

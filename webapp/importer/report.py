@@ -5,6 +5,7 @@ import io
 from collections.abc import Iterable
 from typing import TextIO
 
+from webapp.importer.fields import normalize_header
 from webapp.importer.safe_cells import neutralize
 
 # Headers no persona field auto-matches, so a re-imported report maps only the file's own columns.
@@ -13,19 +14,14 @@ SUFFIX = " (report)"
 JOIN = " | "
 
 
-def _key(header: str) -> str:
-    """Compare headers the way header matching does: case, spaces, _ and - ignored."""
-    return "".join(ch for ch in str(header).casefold() if ch not in " _-")
-
-
 def problem_headers(headers: list[str]) -> list[str]:
     """Our leading headers, suffixed where the file already has one of them (a report of a report)."""
-    taken = {_key(h) for h in headers if h is not None}
+    taken = {normalize_header(h) for h in headers if h is not None}
     chosen = []
     for name in PROBLEM_HEADERS:
-        while _key(name) in taken:
+        while normalize_header(name) in taken:
             name += SUFFIX
-        taken.add(_key(name))
+        taken.add(normalize_header(name))
         chosen.append(name)
     return chosen
 

@@ -10,6 +10,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from webapp.importer.fields import FIELDS
 from webapp.importer.safe_cells import neutralize
 
 
@@ -31,8 +32,6 @@ class Template:
     rows: tuple[tuple, ...]
 
 
-D = datetime.date
-
 TEMPLATES: dict[str, Template] = {
     t.slug: t
     for t in (
@@ -40,21 +39,8 @@ TEMPLATES: dict[str, Template] = {
             "provider",
             "Import from a previous provider",
             "Import customers from a previous loyalty or marketing provider, with every field.",
-            ("Email", "Phone", "First Name", "Last Name", "Birthday", "Gender", "Address", "City",
-             "State", "Zip", "Customer ID", "Loyalty Member", "Loyalty Signup Date", "Points",
-             "Opt-in SMS", "Opt-in Email", "Explicit SMS Opt-out", "Explicit Email Opt-out",
-             "Customer Type"),
-            (
-                ("maria.lopez@example.com", "(415) 555-0134", "Maria", "Lopez", D(1988, 4, 20), "Female",
-                 "1200 Market St", "San Francisco", "CA", "94102", "C-1001", True, D(2021, 6, 15), 120,
-                 True, True, False, False, "Recreational"),
-                ("james.okafor@example.com", "(617) 555-0199", "James", "Okafor", D(1975, 11, 2), "Male",
-                 "45 Beacon St", "Boston", "MA", "02134", "C-1002", True, D(2019, 3, 1), 860,
-                 False, True, True, False, "Medical"),
-                ("sam.chen@example.com", "(303) 555-0101", "Sam", "Chen", D(1995, 1, 31), "",
-                 "789 Colfax Ave", "Denver", "CO", "80203", "C-1003", False, None, 0,
-                 True, False, False, True, "Recreational"),
-            ),
+            tuple(f.synonyms[0] for f in FIELDS.values()),
+            tuple(zip(*(f.samples for f in FIELDS.values()))),
         ),
         Template(
             "sms-consent",

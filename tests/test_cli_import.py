@@ -17,9 +17,10 @@ P1 = "+14155550101"
 IMPORT_KEYS = {"import_id", "status", "rows", "created", "updated", "unchanged", "rejected", "warnings", "audience",
                "problems"}
 PROBLEM_KEYS = {"row", "column", "value", "reason", "severity"}
+# Every field in the catalogue's order (SPEC section 2), then attributes and the archived flag.
 EXPORT_KEYS = ["email", "phone", "first_name", "last_name", "birthday", "gender", "street", "city", "state",
                "postal_code", "external_id", "loyalty_member", "loyalty_signup_date", "points", "sms_opt_in",
-               "sms_opt_out", "email_opt_in", "email_opt_out", "customer_type", "attributes", "archived"]
+               "email_opt_in", "sms_opt_out", "email_opt_out", "customer_type", "attributes", "archived"]
 
 
 def _refused(runner, path, *args, accept=True) -> str:

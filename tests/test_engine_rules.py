@@ -327,18 +327,21 @@ def test_custom_attributes_true_adds_lower_case_and_false_or_blank_never_remove(
 
 # ---------------------------------------------------------------- audience and audit (SPEC 8)
 
-def test_the_audience_holds_every_persona_created_or_updated_and_no_other(account_a, owner_a, tmp_path, make_persona):
+def test_the_audience_holds_every_persona_a_row_reached_created_updated_or_unchanged(
+        account_a, owner_a, tmp_path, make_persona):
     updated = make_persona(account_a, email=A)
-    make_persona(account_a, email=B, first_name="Bob")  # unchanged
+    unchanged = make_persona(account_a, email=B, first_name="Bob")
     make_persona(account_a, email="old@example.com")  # not in the file
-    rows = [["Email", "First Name"], [A, "Ann"], [B, "Bob"], ["cy@example.com", "Cy"], ["not-an-email", "X"]]
-    upload = import_rows(account_a, owner_a, tmp_path, rows, )
+    make_persona(account_a, email="dee@example.com", archived=True)  # its row is rejected
+    rows = [["Email", "First Name"], [A, "Ann"], [B, "Bob"], ["cy@example.com", "Cy"], ["not-an-email", "X"],
+            ["dee@example.com", "Dee"], [A, "Ann"]]
+    upload = import_rows(account_a, owner_a, tmp_path, rows)
     audience = Audience.get_by_id(upload.audience_id)
     assert audience.account_id == account_a.id
     assert audience.name.startswith(f"Import: people.csv {utcnow():%Y-%m-%d}")
     members = {m.persona_id for m in AudienceMember.select().where(AudienceMember.audience == audience)}
     created = Persona.get(Persona.email == "cy@example.com")
-    assert members == {updated.id, created.id}
+    assert members == {updated.id, unchanged.id, created.id}
 
 
 def test_each_changed_row_writes_one_audit_entry_with_old_and_new_values(account_a, owner_a, tmp_path, make_persona):

@@ -26,7 +26,7 @@ from webapp import ROOT, cli_import
 from webapp.accounts import create_account, create_user
 from webapp.importer import flow
 from webapp.models import (
-    Audience, AuditEntry, Import, ImportProblem, Membership, Persona, StagedRow, UploadChunk,
+    Audience, AuditEntry, Import, ImportProblem, Membership, Persona, ProblemRow, StagedChunk, UploadChunk,
 )
 
 EXPORT = "Export the customer list as CSV or Excel and upload that file."
@@ -138,8 +138,8 @@ def assert_no_internals(text: str, app) -> None:
 
 
 def assert_nothing_written() -> None:
-    """A refused file leaves no import, stored bytes, staged row, problem, persona, audience or audit entry."""
-    for model in (Import, UploadChunk, StagedRow, ImportProblem, Persona, Audience, AuditEntry):
+    """A refused file leaves no import, stored bytes, kept rows, problem, persona, audience or audit entry."""
+    for model in (Import, UploadChunk, StagedChunk, ProblemRow, ImportProblem, Persona, Audience, AuditEntry):
         assert model.select().count() == 0, model.__name__
 
 

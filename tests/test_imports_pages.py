@@ -6,7 +6,7 @@ import re
 import time
 
 from webapp.models import (
-    Audience, AudienceMember, AuditEntry, Import, ImportProblem, Persona, StagedRow, UploadChunk, utcnow,
+    Audience, AudienceMember, AuditEntry, Import, ImportProblem, Persona, ProblemRow, StagedChunk, UploadChunk, utcnow,
 )
 from worker.queue import WAITING_MESSAGE
 
@@ -125,7 +125,7 @@ def test_delete_file_keeps_the_persona_changes(owner_client, csrf):
     done = run_wizard(owner_client, csrf, csv_bytes([HEADERS, *ROWS]))
     audience = Audience.get(Audience.source_import == done.id)
     assert UploadChunk.select().where(UploadChunk.upload == done.id).count() == 1
-    assert StagedRow.select().where(StagedRow.upload == done.id).count() == 5
+    assert StagedChunk.select().where(StagedChunk.upload == done.id).count() == 1
     personas = Persona.select().count()
 
     response = post(owner_client, csrf, f"/imports/{done.id}/delete-file")
@@ -136,8 +136,9 @@ def test_delete_file_keeps_the_persona_changes(owner_client, csrf):
     row = Import.get_by_id(done.id)
     assert row.file_deleted and row.audience_id is None and row.status == "completed"
     assert UploadChunk.select().where(UploadChunk.upload == done.id).count() == 0
-    # Only the problem rows stay staged: the report still carries their original cells to fix.
-    assert sorted(r.line for r in StagedRow.select().where(StagedRow.upload == done.id)) == [4, 5]
+    # The kept rows go; the problem rows' cells stay: the report still carries them to fix.
+    assert StagedChunk.select().where(StagedChunk.upload == done.id).count() == 0
+    assert sorted(r.line for r in ProblemRow.select().where(ProblemRow.upload == done.id)) == [4, 5]
     report = owner_client.get(f"/imports/{done.id}/report.csv").get_data(as_text=True)
     assert "Nobody" in report and "cara@example.com" in report
     assert Audience.get_or_none(Audience.id == audience.id) is None

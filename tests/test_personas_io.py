@@ -1,6 +1,5 @@
 """Loading a chunk's personas by key: any number of keys, each persona once, on both databases."""
 from webapp.importer.merge import PersonaIndex
-from webapp.importer.overlay import Overlay
 from webapp.importer.personas_io import load_into
 
 MANY = 40_000  # more keys than a default SQLite build accepts as separate variables (32,766)
@@ -24,12 +23,3 @@ def test_another_accounts_personas_are_never_loaded(app, account_a, account_b, m
     index = PersonaIndex()
     load_into(index, account_a.id, ["ann@example.com"], [])
     assert index.by_id == {}
-
-
-def test_the_dry_run_overlay_finds_simulated_personas_among_many_keys():
-    simulated = {"id": None, "created_by_line": 7, "email": "ann@example.com", "phone": "+15035550101"}
-    with Overlay() as overlay:
-        overlay.save([simulated])
-        found = overlay.by_keys([f"x{n}@example.com" for n in range(MANY)], ["+15035550101"])
-        assert [p["created_by_line"] for p in found] == [7]
-        assert overlay.holding(range(MANY)) == set()

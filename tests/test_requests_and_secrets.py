@@ -15,7 +15,7 @@ from werkzeug.routing import AnyConverter, IntegerConverter, UnicodeConverter
 from tests.test_wizard import csv_bytes, import_id_of, run_wizard, upload
 from webapp.accounts import create_account, create_user
 from webapp.importer import storage
-from webapp.models import Audience, Import, Membership, Persona, StagedRow, UploadChunk, User
+from webapp.models import Audience, Import, Membership, Persona, ProblemRow, StagedChunk, UploadChunk, User
 from webapp.ratelimit import parse_rate
 from webapp.security import CrossSiteError, CSRFError
 
@@ -413,6 +413,7 @@ def test_deleting_an_imports_file_removes_its_bytes(owner_client, csrf):
     assert UploadChunk.select().where(UploadChunk.upload == done.id).count() == 0
     with storage.opened_file(Import.get_by_id(done.id)) as local:
         assert local.read() == b""
-    # Only the rejected row stays staged: the problem report is how the user fixes it.
-    assert [row.line for row in StagedRow.select().where(StagedRow.upload == done.id)] == [4]
+    # Only the rejected row's cells stay: the problem report is how the user fixes it.
+    assert StagedChunk.select().where(StagedChunk.upload == done.id).count() == 0
+    assert [row.line for row in ProblemRow.select().where(ProblemRow.upload == done.id)] == [4]
     assert Import.get_by_id(done.id).file_deleted

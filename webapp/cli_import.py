@@ -17,7 +17,7 @@ from webapp.importer.fields import FIELDS
 from webapp.importer.revert import revert
 from webapp.importer.values import ParseContext, parse_email, parse_phone
 from webapp.models import (
-    Account, Audience, AuditEntry, Import, ImportProblem, Membership, Persona, User,
+    Account, Audience, AuditEntry, Import, ImportProblem, Membership, Persona, User, utcnow,
 )
 from worker.queue import WAITING_MESSAGE, enqueue
 
@@ -183,7 +183,8 @@ def archive_command(account_name, email, phone):
             # An unknown customer is added archived: the block list holds people not yet imported too.
             persona = Persona.create(account=account, **{field: key}, archived=True)
         elif not persona.archived:
-            persona.archived = True
+            # updated_at is the persona's version on SQLite: an import validated before must see the change.
+            persona.archived, persona.updated_at = True, utcnow()
             persona.save()
         AuditEntry.create(account=account, persona_id=persona.id, action="archived",
                           changes={"archived": [False if not created else None, True]})

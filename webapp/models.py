@@ -1,4 +1,9 @@
-"""The data model: accounts and users, personas, imports with their file and staged rows, audit."""
+"""The data model: accounts and users, personas, imports with their file and staged rows, audit.
+
+On PostgreSQL the tables an import fills by the million (personas, attributes, audience members, audit
+entries) carry no foreign-key constraints: each checked row cost more than writing it. The import core is
+their only writer and deletes their dependent rows itself (see schema.BULK_FOREIGN_KEYS).
+"""
 import datetime
 import json
 
@@ -123,16 +128,31 @@ class UploadChunk(BaseModel):
         indexes = ((("upload", "seq"), True),)
 
 
-class StagedRow(BaseModel):
-    """A parsed, normalized row kept by validation so applying never reads the file again."""
+class StagedChunk(BaseModel):
+    """A batch of the validation's parsed rows with what it found of them, as compressed columns.
+
+    The apply reads these instead of the file, and reuses what the validation found wherever the personas
+    it found are unchanged since.
+    """
 
     upload = ForeignKeyField(Import, on_delete="CASCADE", index=False)  # the index below starts with it
-    seq = IntegerField()
-    line = IntegerField()
-    data = TextField()
+    first_seq = IntegerField()  # the rows' sequence numbers (1..n in file order), first and last
+    last_seq = IntegerField()
+    data = BlobField()
 
     class Meta:
-        indexes = ((("upload", "seq"), True),)
+        indexes = ((("upload", "first_seq"), True),)
+
+
+class ProblemRow(BaseModel):
+    """The original cells of a row with a problem: what the problem report gives back to fix."""
+
+    upload = ForeignKeyField(Import, on_delete="CASCADE", index=False)  # the index below starts with it
+    line = IntegerField()
+    cells = JSONField()
+
+    class Meta:
+        indexes = ((("upload", "line"), True),)
 
 
 class ImportProblem(BaseModel):
@@ -250,6 +270,6 @@ class SchemaVersion(BaseModel):
 
 
 MODELS = [
-    Account, User, Membership, Import, UploadChunk, StagedRow, ImportProblem, Persona,
+    Account, User, Membership, Import, UploadChunk, StagedChunk, ProblemRow, ImportProblem, Persona,
     PersonaAttribute, Audience, AudienceMember, AuditEntry, RememberedMapping, SchemaVersion,
 ]

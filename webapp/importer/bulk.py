@@ -79,3 +79,87 @@ def update_rows(table: str, columns: list[str], rows: list[tuple]) -> None:
         return
     sets = ", ".join(f'"{c}" = ?' for c in columns)
     cursor.executemany(f'UPDATE "{table}" SET {sets} WHERE id = ?', [(*row[1:], row[0]) for row in rows])
+
+
+# ---------------------------------------------------------------- frames (the columnar import path)
+
+_COPY_SPECIAL = r"[\\\t\n\r]"
+
+
+def _copy_text(frame) -> bytes:
+    """A frame in COPY's text format: tab-separated, \\N for NULL, text with backslash, tab and line breaks escaped."""
+    import polars as pl
+
+    strings = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    escaped = frame.with_columns([
+        pl.when(pl.col(c).str.contains(_COPY_SPECIAL)).then(
+            pl.col(c).str.replace_all("\\", "\\\\", literal=True).str.replace_all("\t", "\\t", literal=True)
+            .str.replace_all("\n", "\\n", literal=True).str.replace_all("\r", "\\r", literal=True))
+        .otherwise(pl.col(c)) for c in strings])
+    buffer = io.BytesIO()
+    escaped.write_csv(buffer, include_header=False, separator="\t", quote_style="never", null_value=NULL,
+                      datetime_format="%Y-%m-%d %H:%M:%S%.6f", date_format="%Y-%m-%d")
+    return buffer.getvalue()
+
+
+def insert_frame(table: str, frame, ignore_conflicts: bool = False) -> None:
+    """Insert a frame's rows into table, its columns named as the table's (COPY on PostgreSQL)."""
+    if frame.is_empty():
+        return
+    cursor = db.cursor()
+    names = ", ".join(f'"{c}"' for c in frame.columns)
+    if is_postgres():
+        if not ignore_conflicts:
+            cursor.copy_expert(f'COPY "{table}" ({names}) FROM STDIN', io.BytesIO(_copy_text(frame)))
+            return
+        staging = _staging_table(cursor, table, list(frame.columns))
+        cursor.copy_expert(f'COPY "{staging}" ({names}) FROM STDIN', io.BytesIO(_copy_text(frame)))
+        cursor.execute(f'INSERT INTO "{table}" ({names}) SELECT {names} FROM "{staging}" ON CONFLICT DO NOTHING')
+        return
+    verb = "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
+    marks = ", ".join("?" for _ in frame.columns)
+    cursor.executemany(f'{verb} INTO "{table}" ({names}) VALUES ({marks})', frame.iter_rows())
+
+
+def update_frame(table: str, frame, version: str | None = None) -> set[int]:
+    """Update rows by the frame's "id" with its other columns; returns the ids updated.
+
+    version: a column of the frame holding each row's expected version (see lookup.VERSION): a row whose
+    version changed since is left alone, and its id is not returned.
+    """
+    if frame.is_empty():
+        return set()
+    columns = [c for c in frame.columns if c not in ("id", version)]
+    cursor = db.cursor()
+    if is_postgres():
+        staging = _staging_table_of(cursor, table, frame, version)
+        names = ", ".join(f'"{c}"' for c in frame.columns)
+        cursor.copy_expert(f'COPY "{staging}" ({names}) FROM STDIN', io.BytesIO(_copy_text(frame)))
+        sets = ", ".join(f'"{c}" = s."{c}"' for c in columns)
+        check = f' AND t.xmin::text = s."{version}"' if version else ""
+        cursor.execute(f'UPDATE "{table}" AS t SET {sets} FROM "{staging}" AS s WHERE t.id = s.id{check} '
+                       "RETURNING t.id")
+        return {row_id for (row_id,) in cursor.fetchall()}
+    # SQLite: the chunk's transaction holds the write lock, so the versions were checked under it already.
+    sets = ", ".join(f'"{c}" = ?' for c in columns)
+    cursor.executemany(f'UPDATE "{table}" SET {sets} WHERE id = ?',
+                       frame.select(*columns, "id").iter_rows())
+    return set(frame["id"].to_list())
+
+
+def _staging_table_of(cursor, table: str, frame, version: str | None) -> str:
+    """A temporary table for a frame of table's columns (plus a text version column), dropped at commit."""
+    columns = [c for c in frame.columns if c != version]
+    staging = _staging_table(cursor, table, columns)
+    if version:
+        cursor.execute(f'ALTER TABLE "{staging}" ADD COLUMN IF NOT EXISTS "{version}" text')
+    return staging
+
+
+def copy_out(sql: str, params: list) -> bytes:
+    """The rows of a query as CSV with a header (COPY … TO STDOUT on PostgreSQL)."""
+    cursor = db.cursor()
+    query = cursor.mogrify(sql, params).decode()
+    buffer = io.BytesIO()
+    cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)", buffer)
+    return buffer.getvalue()

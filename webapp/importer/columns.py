@@ -252,11 +252,15 @@ def _date(frame: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
         part = _ymd(frame.select("text", matched=matched, year_text=year_text, m0=m, d0=d),
                     pl.col("year_text"), pl.col("m0"), pl.col("d0"), today)
         found[name] = (part["matched"], part["days"], part["bad"])
-    # Five digits: an Excel serial past 60 (its 29 February 1900), so no leap-year correction applies.
-    serial = frame.select(matched=_group("serial", 1).is_not_null(), days=_group("serial", 1)
-                          .cast(pl.Float64, strict=False).floor().cast(pl.Int64)
-                          + (values._EXCEL_EPOCH - _UNIX_EPOCH).days)
-    found["serial"] = (serial["matched"], serial["days"], pl.Series([False] * len(frame)))
+    # Five digits, as values._excel_serial reads them. Leading zeros reach the small serials: below 1 is not a
+    # date (unmatched here, no later form takes digits alone), 60 is Excel's 29 February 1900 that never was,
+    # and the days before it are one off.
+    serial = frame.select(matched=_group("serial", 1).is_not_null(),
+                          whole=_group("serial", 1).cast(pl.Float64, strict=False).floor().cast(pl.Int64))
+    whole = pl.col("whole")
+    serial = serial.select(matched=pl.col("matched") & (whole >= 1), bad=whole == 60,
+                           days=whole + (whole < 60).cast(pl.Int64) + (values._EXCEL_EPOCH - _UNIX_EPOCH).days)
+    found["serial"] = (serial["matched"], serial["days"], serial["bad"])
     order = ("iso", "slashed", "compact", "serial", "day_month", "month_day")
     parts = pl.DataFrame({f"{name}_{field}": series for name in order
                           for field, series in zip(("matched", "days", "bad"), found[name])})
@@ -296,7 +300,7 @@ _NANP_PATTERNS = _nanp_region_patterns()
 def _nanp_valid(national: pl.Series) -> pl.Series:
     """values._NANP_VALID: some region's general pattern and one of its number types; regions tried in turn
     on the numbers the earlier ones did not take (the first, the US, takes nearly all)."""
-    valid = pl.Series([False] * len(national))
+    valid = pl.Series([False] * len(national), dtype=pl.Boolean)  # typed even when empty
     todo = national.is_not_null()
     for general, typed in _NANP_PATTERNS:
         indices = todo.arg_true()

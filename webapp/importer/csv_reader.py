@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 from webapp.importer.errors import FileRefused
 from webapp.importer.safe_cells import TRIGGERS
@@ -150,32 +151,56 @@ def sniff_delimiter(sample: str) -> tuple[str, int]:
     return best
 
 
-def records(opener: Opener, encoding: str, strip_nul: bool, delimiter: str,
-            width: int) -> Iterator[tuple[int, list]]:
-    """Yield (record number, cells) for every non-blank record; blank records still count."""
+@dataclass(frozen=True)
+class CsvSource:
+    """How to read a text file as CSV: where its bytes are, their encoding, the delimiter and the usual width."""
+
+    opener: Opener
+    encoding: str
+    strip_nul: bool
+    delimiter: str
+    width: int  # the most common row width in the first lines
+
+    def records(self, start: tuple[int, int] = (0, 0)) -> Iterator[tuple[int, list]]:
+        """Its records from a record boundary on (csv_reader.records)."""
+        return records(self.opener, self.encoding, self.strip_nul, self.delimiter, self.width, start)
+
+
+def records(opener: Opener, encoding: str, strip_nul: bool, delimiter: str, width: int,
+            start: tuple[int, int] = (0, 0)) -> Iterator[tuple[int, list]]:
+    """Yield (record number, cells) for every non-blank record; blank records still count.
+
+    start: (byte offset, records before it) of a record boundary to begin at, where the fast reader left off.
+    """
+    offset, before = start
     with opener() as f:
+        f.seek(offset)
         text = text_stream(f, encoding, strip_nul)
         try:
-            yield from _strict_records(text, delimiter, width)
+            yield from _strict_records(text, delimiter, width, before)
         except UnicodeDecodeError:
-            raise FileRefused(
-                f"The file's text could not be read as {_codec_name(encoding)}: part of it is "
-                f"damaged or in another encoding. {SAVE_AS_UTF8}") from None
+            raise FileRefused(decode_error(encoding)) from None
         finally:
             text.detach()  # leave the caller's file open for the next pass
 
 
-def _strict_records(text, delimiter: str, width: int) -> Iterator[tuple[int, list]]:
+def decode_error(encoding: str) -> str:
+    """The message for text that is not in the encoding the file was detected to have."""
+    return (f"The file's text could not be read as {_codec_name(encoding)}: part of it is "
+            f"damaged or in another encoding. {SAVE_AS_UTF8}")
+
+
+def _strict_records(text, delimiter: str, width: int, before: int = 0) -> Iterator[tuple[int, list]]:
     """Run csv.reader strictly, translating its errors and catching quotes left open."""
     reader = csv.reader(text, delimiter=delimiter, strict=True)
-    number = 0
+    number = before
     last_line = 0
     try:
         for cells in reader:
             number += 1
             if reader.line_num - last_line > 1:
                 # Only a quoted newline makes a record span lines: check it swallowed no rows.
-                _check_multiline(cells, number, reader.line_num - last_line, delimiter, width)
+                check_multiline(cells, number, reader.line_num - last_line, delimiter, width)
             last_line = reader.line_num
             joined = "".join(cells)
             if not joined or joined.isspace():
@@ -184,7 +209,7 @@ def _strict_records(text, delimiter: str, width: int) -> Iterator[tuple[int, lis
                 cells = [_unquote_prefix(c) for c in cells]
             yield number, cells
     except csv.Error as exc:
-        raise FileRefused(_csv_error_message(str(exc), number + 1)) from None
+        raise FileRefused(csv_error_message(str(exc), number + 1)) from None
 
 
 def _unquote_prefix(cell: str) -> str:
@@ -192,7 +217,7 @@ def _unquote_prefix(cell: str) -> str:
     return cell[1:] if cell[:1] == "'" and cell[1:2] in TRIGGERS else cell
 
 
-def _check_multiline(cells: list, number: int, span: int, delimiter: str, width: int) -> None:
+def check_multiline(cells: list, number: int, span: int, delimiter: str, width: int) -> None:
     """Refuse a record whose quoted cell spans too many lines or holds lines shaped like rows."""
     swallowed = span > MAX_CELL_LINES
     if not swallowed and width >= 3:
@@ -208,7 +233,7 @@ def _check_multiline(cells: list, number: int, span: int, delimiter: str, width:
             "the file again.")
 
 
-def _csv_error_message(error: str, number: int) -> str:
+def csv_error_message(error: str, number: int) -> str:
     """Turn a csv module error into a sentence naming the line."""
     if "field limit" in error:
         limit_kb = csv.field_size_limit() // 1024

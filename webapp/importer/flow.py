@@ -1,17 +1,17 @@
 """The steps of one import, shared by the wizard, the CLI and the jobs: upload, map, accept, submit."""
-import json
 import re
 from itertools import groupby
 
 from webapp.db import write_transaction
-from webapp.importer import storage
+from webapp.importer import problem_rows, staging, storage
+from webapp.importer.cascade import delete_audiences
 from webapp.importer.engine import import_table
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import auto_match, normalize_header, validate_mapping
 from webapp.importer.readers import OLE2_MAGIC, count_rows
 from webapp.importer.report import report_bytes
 from webapp.importer.storage import store_file
-from webapp.models import Audience, Import, ImportProblem, RememberedMapping, StagedRow, UploadChunk, utcnow
+from webapp.models import Audience, Import, ImportProblem, ProblemRow, RememberedMapping, UploadChunk, utcnow
 
 
 class Limits:
@@ -125,8 +125,9 @@ def set_mapping(upload: Import, mapping: dict[str, str]) -> list[str]:
 def _unstage(upload: Import) -> None:
     """Forget an earlier validation: the rows must be parsed again with the new mapping."""
     if upload.staged or upload.status in ("validated", "validating"):
-        StagedRow.delete().where(StagedRow.upload == upload).execute()
+        staging.delete(upload.id)
         ImportProblem.delete().where(ImportProblem.upload == upload).execute()
+        ProblemRow.delete().where(ProblemRow.upload == upload).execute()
     upload.staged, upload.review, upload.status = False, {}, "draft"
 
 
@@ -195,17 +196,17 @@ def discard(upload: Import) -> None:
 
 
 def delete_file(upload: Import) -> None:
-    """Delete a finished import's stored file, staged rows and generated audience; persona changes stay.
+    """Delete a finished import's stored file, kept rows and generated audience; persona changes stay.
 
-    The staged rows of problem rows stay: the problem report is how a user fixes and re-imports them.
+    The cells of problem rows stay: the problem report is how a user fixes and re-imports them.
     """
     if upload.status in WORKING:
         raise FileRefused("This import is still running. Delete its file once it has finished.")
-    problem_lines = ImportProblem.select(ImportProblem.line).where(ImportProblem.upload == upload)
     with write_transaction():
         storage.delete_file(upload)
-        StagedRow.delete().where((StagedRow.upload == upload) & StagedRow.line.not_in(problem_lines)).execute()
-        Audience.delete().where((Audience.source_import == upload.id) & (Audience.account == upload.account_id)).execute()
+        staging.delete(upload.id)
+        delete_audiences(Audience.select(Audience.id).where(
+            (Audience.source_import == upload.id) & (Audience.account == upload.account_id)))
         upload.file_deleted, upload.staged, upload.audience_id = True, False, None
         upload.save(only=[Import.file_deleted, Import.staged, Import.audience_id])
 
@@ -234,18 +235,9 @@ def problem_counts(upload: Import) -> dict:
 def _report_rows(upload: Import):
     """One dict per problem row (line, error, problems, original cells) for report.write_report."""
     query = problems(upload).iterator()
-    after_seq = 0
     for _, chunk in groupby(enumerate(query), key=lambda item: item[0] // PROBLEMS_PER_QUERY):
         found = [p for _, p in chunk]
-        lines = sorted({p.line for p in found})
-        cells = {}
-        # Staged rows have no index on line, but seq < line and both grow together: a seq range
-        # on the (upload, seq) index keeps every lookup near the rows it wants.
-        for seq, line, data in (StagedRow.select(StagedRow.seq, StagedRow.line, StagedRow.data)
-                                .where((StagedRow.upload == upload) & (StagedRow.seq >= after_seq)
-                                       & (StagedRow.seq <= lines[-1]) & StagedRow.line.in_(lines)).tuples()):
-            cells[line] = json.loads(data).get("cells") or []
-            after_seq = max(after_seq, seq)
+        cells = problem_rows.cells_of(upload, sorted({p.line for p in found}))
         for line, group in groupby(found, key=lambda p: p.line):
             group = list(group)
             error = next((p.reason for p in group if p.severity == "error"), None)

@@ -72,6 +72,14 @@ class Plan:
                 raise ValueError(f"unknown target {target!r} for column {header!r}")
         return cls(tuple(fields), tuple(attributes))
 
+    def mapped(self) -> list[str]:
+        """The fields the file fills, in its column order."""
+        return [name for _, _, name in self.fields]
+
+    def headers(self) -> dict[str, str]:
+        """field -> the file's header for it, so problems name the user's own column."""
+        return {name: header for _, header, name in self.fields}
+
     def schema(self) -> dict:
         """The parsed rows' columns and types."""
         return {"line": pl.Int64, **{name: VALUE_TYPES[FIELDS[name].kind] for _, _, name in self.fields},
@@ -94,6 +102,10 @@ def parse_batch(batch: Batch, plan: Plan, ctx: ParseContext) -> Parsed:
         value, reason = parse_column("bool", batch.columns[index], ctx)
         attributes.append((name, value))
         problem_parts.append(_cell_problems(lines, header, batch.columns[index], reason, index))
+        if name in ("email", "phone"):
+            # RowParser goes by name: a bad cell of an attribute called "email" or "phone" words the rejection too.
+            bad = reason.is_not_null()
+            bad_keys[name] = bad_keys[name] | bad if name in bad_keys else bad
     order = len(batch.columns)
     rows = pl.DataFrame(columns)
     rows = rows.with_columns(attributes=_attribute_lists(attributes, len(rows)),
@@ -142,7 +154,7 @@ def _rejection(rows: pl.DataFrame, bad_keys: dict) -> pl.Series:
     height = len(rows)
     email = rows["email"] if "email" in rows.columns else pl.Series([None] * height, dtype=pl.String)
     phone = rows["phone"] if "phone" in rows.columns else pl.Series([None] * height, dtype=pl.String)
-    none = pl.Series([False] * height)
+    none = pl.Series([False] * height, dtype=pl.Boolean)  # typed even when empty
     frame = pl.DataFrame({"keyless": email.is_null() & phone.is_null(), "bad_email": bad_keys.get("email", none),
                           "bad_phone": bad_keys.get("phone", none)})
     reason = pl.lit(None, dtype=pl.String)

@@ -8,6 +8,7 @@ from peewee import DatabaseError
 
 from webapp.db import db, is_postgres
 from webapp.importer import bulk
+from webapp.importer.writes import new_ids
 from webapp.importer.fields import BOOL_COLUMNS, DATE_COLUMNS, PERSONA_COLUMNS
 from webapp.importer.merge import PersonaIndex
 from webapp.models import Persona, PersonaAttribute
@@ -129,7 +130,8 @@ def write_personas(account_id: int, changed: list[dict], created: list[dict], no
     names = _changed_columns(changed)
     values = _getter(names)
     bulk.update_rows(table, [*names, "updated_at"], [(p["id"], *values(p), now) for p in changed])
-    for persona, new_id in zip(created, _new_ids(len(created))):
+    unnumbered = [p for p in created if p["id"] is None]
+    for persona, new_id in zip(unnumbered, new_ids(len(unnumbered))):
         persona["id"] = new_id
     bulk.insert_rows(table, ["id", "account_id", *PERSONA_COLUMNS, "updated_at", "created_at"],
                      [(p["id"], account_id, *_values(p, now), now) for p in created])
@@ -154,16 +156,3 @@ def _changed_columns(personas: list[dict]) -> list[str]:
         if current != persona["loaded"]:
             changed.update(name for name, new, old in zip(PERSONA_COLUMNS, current, persona["loaded"]) if new != old)
     return [name for name in PERSONA_COLUMNS if name in changed]
-
-
-def _new_ids(count: int) -> list[int]:
-    """Ids for count new personas, taken before inserting them (reading them back after cost a query by key)."""
-    if not count:
-        return []
-    if is_postgres():
-        rows = db.execute_sql("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                              [Persona._meta.table_name, count])
-        return [new_id for (new_id,) in rows.fetchall()]
-    # SQLite: the chunk's transaction holds the write lock, so nobody else takes the ids after the largest.
-    largest = db.execute_sql(f'SELECT COALESCE(MAX(id), 0) FROM "{Persona._meta.table_name}"').fetchone()[0]
-    return list(range(largest + 1, largest + 1 + count))

@@ -59,14 +59,20 @@ class Table:
     _max_rows: int = field(default=2_000_000, repr=False, compare=False)
     _closer: Callable[[], None] | None = field(default=None, repr=False, compare=False)
     _header_cells: int = field(default=0, repr=False, compare=False)  # the header row's cells, blank ones too
+    _csv: csv_reader.CsvSource | None = field(default=None, repr=False, compare=False)
 
-    def rows(self) -> Iterator[tuple[int, list]]:
-        """Stream (line number, cells padded or cut to the headers) for each non-blank data row."""
+    def rows(self, records: Iterator[tuple[int, list]] | None = None, counted: int = 0
+             ) -> Iterator[tuple[int, list]]:
+        """Stream (line number, cells padded or cut to the headers) for each non-blank data row.
+
+        records, counted: the file's records from some point on and the data rows before it (where the
+        column reader handed over).
+        """
         width, limit, header_line = len(self.headers), self._max_rows, self.header_line
         # A CSV row wider than its header row has shifted (a separator inside a value); a sheet's cells cannot.
         shifts = self._header_cells if self.kind == "csv" else None
-        records = dropwhile(lambda rec: rec[0] <= header_line, self._records())
-        count = 0
+        records = dropwhile(lambda rec: rec[0] <= header_line, records if records is not None else self._records())
+        count = counted
         for line, cells in records:
             if len(cells) != width:
                 if len(cells) < width:
@@ -79,10 +85,14 @@ class Table:
                         continue  # its only values sat in columns without a header
             count += 1
             if count > limit:
-                raise FileRefused(
-                    f"The file has more than {limit:,} customer rows, the most one import takes. "
-                    "Split it into smaller files and import them one at a time.")
+                raise FileRefused(too_many_rows(limit))
             yield line, cells
+
+    def batches(self, size: int):
+        """The data rows as column batches of up to size rows: what rows() yields, column by column."""
+        from webapp.importer.batches import table_batches  # it builds on this module
+
+        return table_batches(self, size)
 
     def sample(self, n: int = 3, scan: int = SAMPLE_SCAN) -> dict[str, list]:
         """First n non-blank values per header, from at most `scan` data rows."""
@@ -107,6 +117,12 @@ class Table:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def too_many_rows(limit: int) -> str:
+    """The refusal of a file with more data rows than one import takes."""
+    return (f"The file has more than {limit:,} customer rows, the most one import takes. "
+            "Split it into smaller files and import them one at a time.")
 
 
 def count_rows(table: Table) -> int:
@@ -185,8 +201,8 @@ def _open_csv(opener, head: bytes) -> Table:
             text.detach()
     _refuse_markup(sample)
     delimiter, width = csv_reader.sniff_delimiter(sample)
-    records = partial(csv_reader.records, opener, encoding, strip_nul, delimiter, width)
-    return Table("csv", [], None, [], 0, records)
+    source = csv_reader.CsvSource(opener, encoding, strip_nul, delimiter, width)
+    return Table("csv", [], None, [], 0, source.records, _csv=source)
 
 
 def _refuse_markup(sample: str) -> None:
@@ -364,8 +380,12 @@ def _refuse_shifted(line: int, cells: list, header_cells: int) -> None:
     while used > header_cells and _blank_cell(cells[used - 1]):
         used -= 1
     if used > header_cells:
-        raise FileRefused(
-            f"Line {line} has more cells ({used}) than the header row has columns ({header_cells}), so its "
+        raise FileRefused(shifted_row(line, used, header_cells))
+
+
+def shifted_row(line: int, used: int, header_cells: int) -> str:
+    """The refusal of a CSV row whose values reach past the header row's columns."""
+    return (f"Line {line} has more cells ({used}) than the header row has columns ({header_cells}), so its "
             "values may have shifted into the wrong columns. This usually means a value holds a comma (or the "
             f"file's separator) without quotes around it. Fix line {line} and upload the file again.")
 

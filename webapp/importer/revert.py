@@ -7,6 +7,7 @@ from peewee import Tuple
 
 from webapp.db import is_postgres, write_transaction
 from webapp.importer import bulk
+from webapp.importer.cascade import delete_audiences, delete_personas
 from webapp.importer.errors import FileRefused
 from webapp.importer.merge import CONSENT_CHANNELS, PersonaIndex
 from webapp.importer.personas_io import load_by_ids, write_personas
@@ -55,7 +56,7 @@ def run_revert(import_id: int) -> dict:
             _revert_chunk(upload, upload.reverted_by, chunk, result)
             Import.update(reverted_at=utcnow(), revert_result=result).where(Import.id == import_id).execute()
     with write_transaction():
-        Audience.delete().where(Audience.source_import == import_id).execute()
+        delete_audiences(Audience.select(Audience.id).where(Audience.source_import == import_id))
         Import.update(status="reverted", reverted_at=utcnow(), audience_id=None, revert_result=result).where(
             Import.id == import_id).execute()
     return result
@@ -104,8 +105,7 @@ def _revert_chunk(upload: Import, user_id: int, persona_ids: list[int], result: 
     if removed_attributes:
         PersonaAttribute.delete().where(
             Tuple(PersonaAttribute.persona, PersonaAttribute.name).in_(removed_attributes)).execute()
-    if deleted:
-        Persona.delete().where(Persona.id.in_(deleted)).execute()
+    delete_personas(deleted)
     bulk.insert_rows(AuditEntry._meta.table_name,
                      ["account_id", "persona_id", "import_id", "row", "user_id", "created_at", "action",
                       "changes", "note"], audit)

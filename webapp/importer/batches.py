@@ -1,0 +1,107 @@
+"""A table's data rows as column batches: Table.rows()'s columnar twin.
+
+CSV files are read by polars piece by piece (csv_frames) and the rules Table.rows() and csv_reader
+apply to each record (line numbers, blank rows, the header and rows above it, formula prefixes, cell
+length, quoted line breaks, shifted rows, the row limit) are applied column-wise. Where polars cannot
+read on, and for workbooks, the rows come from Table.rows() itself and are turned into columns.
+"""
+from collections.abc import Iterator
+from contextlib import nullcontext
+from itertools import islice
+
+import polars as pl
+
+from webapp.importer import csv_frames, csv_reader
+from webapp.importer.columns import WHITESPACE
+from webapp.importer.errors import FileRefused
+from webapp.importer.parse import Batch
+from webapp.importer.readers import Table, shifted_row, too_many_rows
+from webapp.importer.safe_cells import PREFIX, TRIGGERS
+
+# Columns read past the widest row the header or the first lines have, to see values that shifted right.
+EXTRA_COLUMNS = 8
+
+
+def table_batches(table: Table, size: int) -> Iterator[Batch]:
+    """Batches of up to size data rows, with the same lines and cells as table.rows()."""
+    if table._csv is None:
+        yield from _row_batches(table.rows(), size)
+        return
+    source = table._csv
+    width = max(len(table.headers), table._header_cells, source.width) + EXTRA_COLUMNS
+    decode_error = csv_reader.decode_error(source.encoding)
+    with csv_frames.utf8_source(source.opener, source.encoding, decode_error) as utf8:
+        counted = 0
+        for piece in csv_frames.pieces(utf8, source.delimiter, width):
+            if piece.frame is None:
+                # From here on csv_reader reads the file, with its own messages and rules.
+                encoding = source.encoding if source.encoding in csv_frames.UTF8 else "utf-8"  # or a UTF-8 copy
+                records = csv_reader.records(lambda: nullcontext(utf8), encoding, source.strip_nul, source.delimiter,
+                                             source.width, (piece.offset, piece.before))
+                yield from _row_batches(table.rows(records, counted), size)
+                return
+            rows = _data_rows(table, piece.frame, counted)
+            counted += len(rows)
+            for start in range(0, len(rows), size):
+                part = rows.slice(start, size)
+                yield Batch(part["rec"], [part[f"c{i}"] for i in range(len(table.headers))])
+
+
+def _row_batches(rows: Iterator[tuple[int, list]], size: int) -> Iterator[Batch]:
+    """(line, cells) rows as batches: a column of text cells as a String Series, any other as a list."""
+    rows = iter(rows)
+    while chunk := list(islice(rows, size)):
+        lines = [line for line, _ in chunk]
+        columns = [list(column) for column in zip(*(cells for _, cells in chunk))]
+        yield Batch(pl.Series(lines, dtype=pl.Int64),
+                    [pl.Series(column, dtype=pl.String) if _all_text(column) else column for column in columns])
+
+
+def _all_text(column: list) -> bool:
+    return all(cell is None or cell.__class__ is str for cell in column)
+
+
+def _blank(column: str) -> pl.Expr:
+    return pl.col(column).is_null() | (pl.col(column).str.strip_chars(WHITESPACE) == "")
+
+
+def _data_rows(table: Table, frame: pl.DataFrame, counted: int) -> pl.DataFrame:
+    """The frame's records as table.rows() would yield them (refusing what it refuses), as a frame."""
+    cells = [c for c in frame.columns if c != "rec"]
+    _check_records(table, frame, cells)
+    # Our own reports put ' before a cell that starts like a formula; the readers take it off again.
+    frame = frame.with_columns([
+        pl.when(pl.col(c).str.starts_with(PREFIX) & pl.col(c).str.slice(1, 1).is_in(list(TRIGGERS)))
+        .then(pl.col(c).str.slice(1)).otherwise(pl.col(c)) for c in cells])
+    frame = frame.filter(~pl.all_horizontal([_blank(c) for c in cells]) & (pl.col("rec") > table.header_line))
+    width = len(table.headers)
+    beyond = cells[table._header_cells:]
+    if beyond:
+        shifted = frame.filter(~pl.all_horizontal([_blank(c) for c in beyond]))
+        if len(shifted):
+            first = shifted.row(0, named=True)
+            used = max(i + 1 for i, c in enumerate(cells) if first[c] is not None
+                       and first[c].strip(WHITESPACE) != "")
+            raise FileRefused(shifted_row(first["rec"], used, table._header_cells))
+    # Values only in columns without a header make a row that is blank for the import.
+    frame = frame.select("rec", *cells[:width]).filter(~pl.all_horizontal([_blank(c) for c in cells[:width]]))
+    if counted + len(frame) > table._max_rows:
+        raise FileRefused(too_many_rows(table._max_rows))
+    return frame
+
+
+def _check_records(table: Table, frame: pl.DataFrame, cells: list[str]) -> None:
+    """csv_reader's refusals, for the first record in the frame that earns one: a cell over the csv module's
+    field limit, or a quoted cell whose line breaks swallowed rows."""
+    limit = csv_reader.csv.field_size_limit()
+    too_long = frame.filter(pl.any_horizontal([pl.col(c).str.len_chars() > limit for c in cells]))
+    broken = frame.filter(pl.any_horizontal([pl.col(c).str.contains("\n", literal=True) for c in cells]))
+    source = table._csv
+    for row in broken.iter_rows(named=True):
+        if len(too_long) and too_long["rec"][0] < row["rec"]:
+            break
+        values = [row[c] or "" for c in cells]
+        span = 1 + sum(value.count("\n") for value in values)
+        csv_reader.check_multiline(values, row["rec"], span, source.delimiter, source.width)
+    if len(too_long):
+        raise FileRefused(csv_reader.csv_error_message("field larger than field limit", too_long["rec"][0]))

@@ -1,0 +1,94 @@
+"""The lease of an import's run: one run at a time holds it, beats while it works, and is taken over when it dies.
+
+Every state an import's job changes is written under this lease, so a run that lost it (another took over
+a run that looked dead) stops at its next chunk without writing.
+"""
+import os
+import uuid
+from datetime import timedelta
+
+from webapp.db import is_postgres, write_transaction
+from webapp.models import Import, utcnow
+
+STALE_AFTER = timedelta(seconds=60)
+
+
+def stale_after() -> timedelta:
+    """How long a silent heartbeat means the run died (IMPORT_STALE_SECONDS, default 60 s)."""
+    return timedelta(seconds=float(os.environ.get("IMPORT_STALE_SECONDS") or STALE_AFTER.total_seconds()))
+
+
+class LeaseLost(Exception):
+    """Another run owns this import now; this one must stop without writing."""
+
+
+def _locked(import_id: int) -> Import:
+    query = Import.select().where(Import.id == import_id)
+    return (query.for_update() if is_postgres() else query).get()
+
+
+def claim(import_id: int, ready: tuple[str, ...], working: str, max_attempts: int | None = None) -> str | None:
+    """Take the import's lease when it is ready, or when its holder stopped beating; else None.
+
+    Under the import's row lock, so of two runs started together exactly one gets the lease. A fresh
+    start counts attempt 1; each takeover of a dead run counts one more, and past max_attempts the
+    import is failed instead. started_at excludes the time the import lay dead, so that
+    rows_done / (heartbeat_at - started_at) stays the working rate.
+    """
+    with write_transaction():
+        upload = _locked(import_id)
+        now = utcnow()
+        dead = upload.heartbeat_at is None or upload.heartbeat_at < now - stale_after()
+        if upload.status in ready or (upload.status == working and upload.lease is None):
+            # Queued afresh (a validation is queued straight into "validating", with no lease).
+            upload.attempt, upload.started_at = 1, now
+        elif upload.status == working and dead:
+            if max_attempts is not None and upload.attempt >= max_attempts:
+                _halt(upload, now)
+                return None
+            worked = (upload.heartbeat_at - upload.started_at
+                      if upload.heartbeat_at and upload.started_at and upload.heartbeat_at > upload.started_at
+                      else timedelta(0))
+            upload.attempt += 1
+            upload.started_at = now - worked
+        else:
+            return None
+        upload.lease, upload.status = uuid.uuid4().hex, working
+        # Applying resumes at the checkpoint; a validation starts over.
+        upload.rows_done = upload.checkpoint if working == "running" else 0
+        upload.heartbeat_at = now
+        upload.error_message = None
+        upload.save()
+        return upload.lease
+
+
+def _halt(upload: Import, now) -> None:
+    upload.status, upload.lease, upload.finished_at = "failed", None, now
+    upload.error_message = (f"The import stopped unexpectedly {upload.attempt} times and was halted. "
+                            "Rows applied so far stay applied; none was applied twice.")
+    upload.save()
+
+
+def fail(import_id: int, lease: str | None, message: str) -> None:
+    """Mark the import failed with a message a marketer can read.
+
+    With a lease: only if that lease still holds. Without: only if no run holds it (lease cleared,
+    or its heartbeat stale), so a late failure report never fails a run that took over.
+    """
+    query = Import.update(status="failed", error_message=message, finished_at=utcnow(), lease=None)
+    query = query.where(Import.id == import_id)
+    if lease is not None:
+        query = query.where(Import.lease == lease)
+    else:
+        stale = utcnow() - stale_after()
+        query = query.where(Import.status.in_(("queued", "validating", "running")) & (
+            Import.lease.is_null() | Import.heartbeat_at.is_null() | (Import.heartbeat_at < stale)))
+    query.execute()
+
+
+def check_lease(import_id: int, lease: str) -> Import:
+    """The import, locked, when this run still holds its lease; else LeaseLost."""
+    upload = _locked(import_id)
+    if upload.lease != lease:
+        raise LeaseLost(f"import {import_id} is owned by another run")
+    return upload

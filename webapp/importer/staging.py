@@ -1,0 +1,54 @@
+"""The validation's parsed rows, kept for the apply as compressed column chunks in the database.
+
+Any worker on any machine can apply an import: the chunks live beside the import, not on a disk. A
+chunk is an Arrow IPC stream (zstd), a few hundred kilobytes for tens of thousands of rows.
+"""
+import io
+
+import polars as pl
+
+from webapp.db import db, is_postgres
+from webapp.models import StagedChunk
+
+
+def encode(frame: pl.DataFrame) -> bytes:
+    """A frame as compressed Arrow IPC bytes."""
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def decode(data: bytes) -> pl.DataFrame:
+    """The frame encode() wrote."""
+    return pl.read_ipc(io.BytesIO(bytes(data)))
+
+
+def save(import_id: int, frame: pl.DataFrame) -> None:
+    """Keep a frame of rows (its "seq" column numbers them) for the apply."""
+    first, last = frame["seq"][0], frame["seq"][-1]
+    StagedChunk.insert(upload=import_id, first_seq=first, last_seq=last, data=encode(frame)).execute()
+
+
+def load(import_id: int, after: int, until: int) -> pl.DataFrame | None:
+    """The kept rows with after < seq <= until, in order; None when there are none."""
+    mark = "%s" if is_postgres() else "?"
+    table = StagedChunk._meta.table_name
+    # One query per chunk: the driver would hold every blob of a single result in memory at once.
+    found = db.execute_sql(
+        f'SELECT id FROM "{table}" WHERE upload_id = {mark} AND last_seq > {mark} AND first_seq <= {mark} '
+        f"ORDER BY first_seq", [import_id, after, until]).fetchall()
+    frames = []
+    for (chunk_id,) in found:
+        (data,) = db.execute_sql(f'SELECT data FROM "{table}" WHERE id = {mark}', [chunk_id]).fetchone()
+        frames.append(decode(data).filter((pl.col("seq") > after) & (pl.col("seq") <= until)))
+    return pl.concat(frames, how="vertical_relaxed") if frames else None
+
+
+def delete(import_id: int) -> None:
+    """Forget the kept rows of an import."""
+    StagedChunk.delete().where(StagedChunk.upload == import_id).execute()
+
+
+def exists(import_id: int) -> bool:
+    """True when the import has kept rows."""
+    return StagedChunk.select().where(StagedChunk.upload == import_id).exists()

@@ -347,7 +347,8 @@ def test_whitespace_is_what_str_strip_removes():
 @property_settings(40)
 @given(data=st.data())
 def test_text_cells_parse_as_values_py(kind, data):
-    """A CSV column (text cells, nulls for missing ones): every cell's value and problem is values.py's."""
+    """A CSV column (text cells, nulls for missing ones): every cell's value and problem is values.py's.
+    The cells are distinct, so parse_column parses them in place (no lookup)."""
     ctx = data.draw(contexts, "ctx")
     cells = data.draw(st.lists(text_cells(kind, ctx), max_size=60, unique=True), "cells")
     assert disagreements(kind, as_series(cells), ctx) == []
@@ -457,6 +458,7 @@ def batches(draw, excel: bool):
 
 
 def assert_batch_parses_as_row_parser(headers, mapping, ctx, lines, rows, excel: bool):
+    """parse_batch on the rows as columns gives, row by row, what RowParser gives on each row."""
     parser = RowParser(headers, mapping, ctx)
     expected = [parser(line, row) for line, row in zip(lines, rows)]
     cells = [[row[i] for row in rows] for i in range(len(headers))]

@@ -31,12 +31,33 @@ VALUE_TYPES = {
 }
 
 
-def parse_column(kind: str, cells, ctx: ParseContext) -> tuple[pl.Series, pl.Series]:
+class Memo:
+    """One column's distinct cells parsed so far in a file: dates, flags and types repeat across batches."""
+
+    LIMIT = 200_000  # distinct cells kept; a column with more is not the repeating kind
+
+    def __init__(self):
+        self.parsed = None  # raw, value, reason
+
+    def lookup(self, kind: str, distinct: pl.Series, ctx: ParseContext) -> pl.DataFrame:
+        """raw, value, reason for these distinct cells, parsing only the ones not seen before."""
+        known = self.parsed
+        fresh = distinct if known is None else distinct.filter(~distinct.is_in(known["raw"]))
+        if known is not None and fresh.is_empty():
+            return known
+        parsed = _parse_distinct(kind, fresh, ctx)
+        table = parsed if known is None else pl.concat([known, parsed])
+        if len(table) <= self.LIMIT:
+            self.parsed = table
+        return table
+
+
+def parse_column(kind: str, cells, ctx: ParseContext, memo: Memo | None = None) -> tuple[pl.Series, pl.Series]:
     """(values, reasons) for a column of cells: a String Series, or a list of cells of any type."""
     if isinstance(cells, pl.Series):
-        return _parse_text(kind, cells.cast(pl.String), ctx)
+        return _parse_text(kind, cells.cast(pl.String), ctx, memo)
     text = pl.Series([c if c.__class__ is str else None for c in cells], dtype=pl.String)
-    parsed, reasons = _parse_text(kind, text, ctx)
+    parsed, reasons = _parse_text(kind, text, ctx, memo)
     others = [i for i, c in enumerate(cells) if c.__class__ is not str and c is not None]
     return _scatter_reference(kind, parsed, reasons, others, [cells[i] for i in others], ctx)
 
@@ -53,15 +74,15 @@ def _scatter_reference(kind: str, parsed: pl.Series, reasons: pl.Series, indices
     return parsed, reasons
 
 
-def _parse_text(kind: str, cells: pl.Series, ctx: ParseContext) -> tuple[pl.Series, pl.Series]:
+def _parse_text(kind: str, cells: pl.Series, ctx: ParseContext, memo: Memo | None) -> tuple[pl.Series, pl.Series]:
     cells = cells.fill_null("")  # a missing cell is a blank one
     distinct = cells.unique()
     if len(distinct) * 2 > len(cells):
         out = _parse_distinct(kind, cells, ctx)
     else:
         # Dates, flags and types repeat a few values: parse each once and look the others up.
-        out = pl.DataFrame({"raw": cells}).join(_parse_distinct(kind, distinct, ctx), on="raw", how="left",
-                                                nulls_equal=True, maintain_order="left")
+        parsed = memo.lookup(kind, distinct, ctx) if memo is not None else _parse_distinct(kind, distinct, ctx)
+        out = pl.DataFrame({"raw": cells}).join(parsed, on="raw", how="left", nulls_equal=True, maintain_order="left")
     return out["value"].rename("value"), out["reason"].rename("reason")
 
 

@@ -67,6 +67,7 @@ def apply(import_id: int, lease: str, chunk_rows: int | None = None, after_chunk
     stamp = _stamp(upload)
     plan = Plan.of(upload.headers, upload.mapping)
     while True:
+        # A table the import grows needs fresh statistics, or PostgreSQL plans its lookups for an empty one.
         refresh_statistics()
         for attempt in range(CONFLICT_RETRIES):
             try:
@@ -164,16 +165,13 @@ def _apply_chunk(import_id: int, lease: str, stamp: Stamp, plan: Plan, chunk_row
 
 def _number(created: pl.DataFrame, merged_new: list[dict]) -> pl.DataFrame:
     """Give the chunk's new personas ids in the order of the rows creating them (column-wise or not)."""
-    lines = sorted([("frame", line) for line in created["line"].to_list()]
-                   + [("merger", persona["created_by_line"]) for persona in merged_new], key=lambda item: item[1])
-    ids = iter(writes.new_ids(len(lines)))
-    numbered = {item: next(ids) for item in lines}
-    by_line = {persona["created_by_line"]: persona for persona in merged_new}
-    for (kind, line), new_id in numbered.items():
-        if kind == "merger":
-            by_line[line]["id"] = new_id
-    return created.with_columns(id=pl.Series([numbered[("frame", line)] for line in created["line"].to_list()],
-                                             dtype=pl.Int64))
+    merger_lines = [persona["created_by_line"] for persona in merged_new]
+    lines = pl.concat([created["line"], pl.Series(merger_lines, dtype=pl.Int64)]).sort()
+    numbered = dict(zip(lines.to_list(), writes.new_ids(len(lines))))
+    for persona, line in zip(merged_new, merger_lines):
+        persona["id"] = numbered[line]
+    ids = lines.to_frame("line").with_columns(id=pl.Series(list(numbered.values()), dtype=pl.Int64))
+    return created.drop("id").join(ids, on="line", how="left", maintain_order="left")
 
 
 def _changed(outcomes) -> list[dict]:

@@ -11,14 +11,13 @@ import polars as pl
 from webapp.db import db, is_postgres
 from webapp.importer import bulk
 from webapp.importer.fields import BOOL_COLUMNS, DATE_COLUMNS, PERSONA_COLUMNS
+from webapp.importer.parse import NAME_JOIN
 from webapp.models import Persona, PersonaAttribute
 
 PERSONAS = Persona._meta.table_name
 ATTRIBUTES = PersonaAttribute._meta.table_name
 TIME_COLUMNS = tuple(c for c in PERSONA_COLUMNS if c.endswith("_consent_at"))
 INT_COLUMNS = ("points",) + tuple(c for c in PERSONA_COLUMNS if c.endswith(("_consent_import", "_consent_user")))
-# Attribute names never hold this (it is whitespace, which names lose), so it can join them in one text.
-NAME_JOIN = "\x1f"
 MATCH_SCHEMA = {"seq": pl.Int64, "email_id": pl.Int64, "phone_id": pl.Int64}
 
 
@@ -95,7 +94,8 @@ def _typed(text: pl.DataFrame, schema: dict) -> pl.DataFrame:
     for name, dtype in schema.items():
         column = pl.col(name)
         if dtype == pl.Boolean:
-            columns.append(column.is_in(["t", "1", "true"]).alias(name))
+            # A NULL boolean (a persona never given loyalty membership) stays NULL.
+            columns.append(pl.when(column.is_null()).then(None).otherwise(column.is_in(["t", "1", "true"])).alias(name))
         elif dtype == pl.Date:
             columns.append(column.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).alias(name))
         elif isinstance(dtype, pl.Datetime):
@@ -104,10 +104,7 @@ def _typed(text: pl.DataFrame, schema: dict) -> pl.DataFrame:
             columns.append(column.str.split(NAME_JOIN).fill_null(pl.lit([], dtype=pl.List(pl.String))).alias(name))
         else:
             columns.append(column.cast(dtype).alias(name))
-    typed = text.select(columns)
-    nullable = [c for c in BOOL_COLUMNS if c == "loyalty_member"]
-    # A NULL boolean (a persona never given loyalty membership) must stay NULL, not become False.
-    return typed.with_columns([pl.when(text[c].is_null()).then(None).otherwise(pl.col(c)).alias(c) for c in nullable])
+    return text.select(columns)
 
 
 def stale(account_id: int, ids: list[int], versions: list[str]) -> set[int]:

@@ -98,11 +98,11 @@ def merge(rows: pl.DataFrame, mapped: list[str], stamp: Stamp, headers: dict[str
         problems.append(_problem(live & ~row_out & row_in & cur_out, headers.get(opt_in, opt_in), pl.lit("TRUE"),
                                  pl.lit(f"this row's {label} opt-in lifts the customer's recorded {label} opt-out"),
                                  "warning", order))
-    added = pl.col("attributes").list.set_difference(state("attributes"))
+    rows = _with_gains(rows)
+    added, after = pl.col("added"), pl.col("after")
     gains = live & (added.list.len() > 0)
     flags.append(gains)
-    after = pl.concat_list(state("attributes"), added).list.sort()
-    fragments.append(_change("attributes", gains, state("attributes").list.sort(), after))
+    fragments.append(_change("attributes", gains, state("attributes"), after))
     merged["attributes"] = pl.when(gains).then(after).otherwise(state("attributes"))
     problems.append(_problem(pl.col("rejection").is_not_null(), "", pl.lit(""), pl.col("rejection"), "error", 0))
 
@@ -113,7 +113,7 @@ def merge(rows: pl.DataFrame, mapped: list[str], stamp: Stamp, headers: dict[str
     changes = pl.concat_str([pl.lit("{"), pl.concat_str(fragments, separator=",", ignore_nulls=True), pl.lit("}")])
     frame = rows.with_columns(
         action=action, persona_id=pl.col("target"), changes=changes,
-        added=pl.when(gains).then(added.list.sort()).otherwise(pl.lit([], dtype=pl.List(pl.String))),
+        added=pl.when(gains).then(added).otherwise(pl.lit([], dtype=pl.List(pl.String))),
         **{f"box_{channel}": flag for channel, flag in box.items()},
         **{f"m_{name}": expr for name, expr in merged.items()})
     frame = frame.with_columns(changes=pl.when(pl.col("action").is_in(["created", "updated"])).then("changes"))
@@ -122,6 +122,24 @@ def merge(rows: pl.DataFrame, mapped: list[str], stamp: Stamp, headers: dict[str
         personas=_personas(frame),
         changed=_changed_columns(frame, merged),
         problems=_problems(frame, problems))
+
+
+def _with_gains(rows: pl.DataFrame) -> pl.DataFrame:
+    """Columns "added" (the attributes a row adds to its persona) and "after" (the persona's, after), sorted.
+
+    Both lists come sorted (the row's by parse, the state's by the database); only a persona gaining names
+    beside ones it has needs a sort, which costs too much to run on every row.
+    """
+    before = state("attributes")
+    rows = rows.with_columns(added=pl.col("attributes").fill_null(pl.lit([], dtype=pl.List(pl.String)))
+                             .list.set_difference(before))
+    rows = rows.with_columns(after=before.list.set_union(pl.col("added")))
+    mixed = (before.list.len() > 0) & (pl.col("added").list.len() > 0)
+    if rows.select(mixed.any()).item():
+        rows = rows.with_row_index("_at")
+        rows = pl.concat([rows.filter(~mixed), rows.filter(mixed).with_columns(pl.col("after").list.sort())]
+                         ).sort("_at").drop("_at")
+    return rows
 
 
 def _problem(condition: pl.Expr, column: str, value: pl.Expr, reason: pl.Expr, severity: str, order: int):

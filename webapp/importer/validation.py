@@ -50,9 +50,9 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
     with table_of(upload, max_rows, max_bytes) as table, tempfile.TemporaryFile() as spill:
         plan = Plan.of(table.headers, upload.mapping)
         simulation = Simulation(upload, plan)
-        parts, keys, total = [], [], 0
+        parts, keys, total, memos = [], [], 0, {}
         for batch in table.batches(CHUNK_ROWS):
-            parsed = parse_batch(batch, plan, ctx)
+            parsed = parse_batch(batch, plan, ctx, memos)
             rows = parsed.rows.with_columns(seq=pl.int_range(total + 1, total + 1 + len(parsed.rows), dtype=pl.Int64))
             total += len(rows)
             parts.append(_spill(spill, rows))

@@ -27,14 +27,19 @@ def problem_cells(import_id: int, rows: list[tuple[int, list[str]]]) -> None:
 
 
 def new_ids(count: int) -> list[int]:
-    """Ids for count new personas, taken before inserting them (reading them back after cost a query by key)."""
+    """Ids for count new personas, in order, taken before inserting them (reading them back cost a query by key)."""
     if not count:
         return []
     table = Persona._meta.table_name
     if is_postgres():
+        low, high = db.execute_sql(
+            "SELECT min(v), max(v) FROM (SELECT nextval(pg_get_serial_sequence(%s, 'id')) AS v "
+            "FROM generate_series(1, %s)) AS taken", [table, count]).fetchone()
+        if high - low + 1 == count:
+            return list(range(low, high + 1))  # no other import took one between ours: a block
         rows = db.execute_sql("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
                               [table, count])
-        return [new_id for (new_id,) in rows.fetchall()]
+        return sorted(new_id for (new_id,) in rows.fetchall())
     # SQLite: the chunk's transaction holds the write lock, so nobody else takes the ids after the largest.
     largest = db.execute_sql(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"').fetchone()[0]
     return list(range(largest + 1, largest + 1 + count))

@@ -12,14 +12,14 @@ from itertools import islice
 import polars as pl
 
 from webapp.importer import csv_frames, csv_reader
-from webapp.importer.columns import WHITESPACE
+from webapp.importer.columns import WHITESPACE, WHITESPACE_CLASS
 from webapp.importer.errors import FileRefused
 from webapp.importer.parse import Batch
 from webapp.importer.readers import Table, shifted_row, too_many_rows
 from webapp.importer.safe_cells import PREFIX, TRIGGERS
 
 # Columns read past the widest row the header or the first lines have, to see values that shifted right.
-EXTRA_COLUMNS = 8
+EXTRA_COLUMNS = 4
 
 
 def table_batches(table: Table, size: int) -> Iterator[Batch]:
@@ -40,7 +40,7 @@ def table_batches(table: Table, size: int) -> Iterator[Batch]:
                                              source.width, (piece.offset, piece.before))
                 yield from _row_batches(table.rows(records, counted), size)
                 return
-            rows = _data_rows(table, piece.frame, counted)
+            rows = _data_rows(table, piece, counted)
             counted += len(rows)
             for start in range(0, len(rows), size):
                 part = rows.slice(start, size)
@@ -61,47 +61,57 @@ def _all_text(column: list) -> bool:
     return all(cell is None or cell.__class__ is str for cell in column)
 
 
-def _blank(column: str) -> pl.Expr:
-    return pl.col(column).is_null() | (pl.col(column).str.strip_chars(WHITESPACE) == "")
+def _filled(column: str) -> pl.Expr:
+    """The cell holds something that is not whitespace."""
+    return pl.col(column).str.contains(f"[^{WHITESPACE_CLASS}]").fill_null(False)
 
 
-def _data_rows(table: Table, frame: pl.DataFrame, counted: int) -> pl.DataFrame:
-    """The frame's records as table.rows() would yield them (refusing what it refuses), as a frame."""
+def _data_rows(table: Table, piece: csv_frames.Piece, counted: int) -> pl.DataFrame:
+    """The piece's records as table.rows() would yield them (refusing what it refuses), as a frame."""
+    frame = piece.frame
     cells = [c for c in frame.columns if c != "rec"]
-    _check_records(table, frame, cells)
-    # Our own reports put ' before a cell that starts like a formula; the readers take it off again.
-    frame = frame.with_columns([
-        pl.when(pl.col(c).str.starts_with(PREFIX) & pl.col(c).str.slice(1, 1).is_in(list(TRIGGERS)))
-        .then(pl.col(c).str.slice(1)).otherwise(pl.col(c)) for c in cells])
-    frame = frame.filter(~pl.all_horizontal([_blank(c) for c in cells]) & (pl.col("rec") > table.header_line))
+    _check_records(table, piece, cells)
+    if piece.apostrophes:
+        # Our own reports put ' before a cell that starts like a formula; the readers take it off again.
+        frame = frame.with_columns([
+            pl.when(pl.col(c).str.starts_with(PREFIX) & pl.col(c).str.slice(1, 1).is_in(list(TRIGGERS)))
+            .then(pl.col(c).str.slice(1)).otherwise(pl.col(c)) for c in cells])
     width = len(table.headers)
-    beyond = cells[table._header_cells:]
-    if beyond:
-        shifted = frame.filter(~pl.all_horizontal([_blank(c) for c in beyond]))
-        if len(shifted):
-            first = shifted.row(0, named=True)
-            used = max(i + 1 for i, c in enumerate(cells) if first[c] is not None
-                       and first[c].strip(WHITESPACE) != "")
-            raise FileRefused(shifted_row(first["rec"], used, table._header_cells))
+    filled = frame.select("rec", *[_filled(c).alias(c) for c in cells])
+    frame = frame.with_columns(
+        _row=pl.any_horizontal(filled[c] for c in cells) & (pl.col("rec") > table.header_line),
+        _kept=pl.any_horizontal(filled[c] for c in cells[:width]),
+        _shifted=pl.any_horizontal(filled[c] for c in cells[table._header_cells:]) if cells[table._header_cells:]
+        else pl.lit(False))
+    shifted = frame.filter(pl.col("_row") & pl.col("_shifted"))
+    if len(shifted):
+        first = shifted.row(0, named=True)
+        used = max(i + 1 for i, c in enumerate(cells) if first[c] is not None and first[c].strip(WHITESPACE) != "")
+        raise FileRefused(shifted_row(first["rec"], used, table._header_cells))
     # Values only in columns without a header make a row that is blank for the import.
-    frame = frame.select("rec", *cells[:width]).filter(~pl.all_horizontal([_blank(c) for c in cells[:width]]))
+    frame = frame.filter(pl.col("_row") & pl.col("_kept")).select("rec", *cells[:width])
     if counted + len(frame) > table._max_rows:
         raise FileRefused(too_many_rows(table._max_rows))
     return frame
 
 
-def _check_records(table: Table, frame: pl.DataFrame, cells: list[str]) -> None:
-    """csv_reader's refusals, for the first record in the frame that earns one: a cell over the csv module's
+def _check_records(table: Table, piece: csv_frames.Piece, cells: list[str]) -> None:
+    """csv_reader's refusals, for the first record in the piece that earns one: a cell over the csv module's
     field limit, or a quoted cell whose line breaks swallowed rows."""
-    limit = csv_reader.csv.field_size_limit()
-    too_long = frame.filter(pl.any_horizontal([pl.col(c).str.len_chars() > limit for c in cells]))
-    broken = frame.filter(pl.any_horizontal([pl.col(c).str.contains("\n", literal=True) for c in cells]))
-    source = table._csv
-    for row in broken.iter_rows(named=True):
-        if len(too_long) and too_long["rec"][0] < row["rec"]:
-            break
-        values = [row[c] or "" for c in cells]
-        span = 1 + sum(value.count("\n") for value in values)
-        csv_reader.check_multiline(values, row["rec"], span, source.delimiter, source.width)
+    frame, limit = piece.frame, csv_reader.csv.field_size_limit()
+    # A cell has at least as many bytes as characters: the cheap count rules out nearly every row.
+    too_long = frame.filter(pl.any_horizontal([pl.col(c).str.len_bytes() > limit for c in cells]))
+    if len(too_long):
+        too_long = too_long.filter(pl.any_horizontal([pl.col(c).str.len_chars() > limit for c in cells]))
+    if piece.quotes:
+        # Only a quoted cell holds a line break.
+        broken = frame.filter(pl.any_horizontal([pl.col(c).str.contains("\n", literal=True) for c in cells]))
+        source = table._csv
+        for row in broken.iter_rows(named=True):
+            if len(too_long) and too_long["rec"][0] < row["rec"]:
+                break
+            values = [row[c] or "" for c in cells]
+            span = 1 + sum(value.count("\n") for value in values)
+            csv_reader.check_multiline(values, row["rec"], span, source.delimiter, source.width)
     if len(too_long):
         raise FileRefused(csv_reader.csv_error_message("field larger than field limit", too_long["rec"][0]))

@@ -20,11 +20,13 @@ from webapp.importer.values import ParseContext
 # Python's str.isspace() characters, which str.strip() removes (Rust's whitespace lacks \x1c-\x1f).
 WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
               "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
-_WS_CLASS = "".join(f"\\x{{{ord(ch):x}}}" for ch in WHITESPACE)
+WHITESPACE_CLASS = "".join(f"\\x{{{ord(ch):x}}}" for ch in WHITESPACE)  # for a regex character class
 # re.ASCII's \s and \d, for the patterns values.py compiles with it (Rust's are Unicode).
 _SPACE = r"[ \t\n\r\f\v]"
 _D = "[0-9]"
 
+# Fewer distinct new cells than this are parsed by values.py: each vectorized step has a fixed cost.
+FEW = 2000
 VALUE_TYPES = {
     "email": pl.String, "phone": pl.String, "text": pl.String, "postal_code": pl.String,
     "customer_type": pl.String, "date": pl.Date, "bool": pl.Boolean, "points": pl.Int64,
@@ -38,6 +40,13 @@ class Memo:
 
     def __init__(self):
         self.parsed = None  # raw, value, reason
+        self.off = False  # the column's cells hardly repeat (emails, phones): parsed batch by batch
+
+    def useful(self, distinct: int, cells: int) -> bool:
+        """Whether remembering pays for a batch of cells with this many distinct ones."""
+        if distinct * 10 > cells * 9:
+            self.off = True
+        return not self.off
 
     def lookup(self, kind: str, distinct: pl.Series, ctx: ParseContext) -> pl.DataFrame:
         """raw, value, reason for these distinct cells, parsing only the ones not seen before."""
@@ -45,7 +54,13 @@ class Memo:
         fresh = distinct if known is None else distinct.filter(~distinct.is_in(known["raw"]))
         if known is not None and fresh.is_empty():
             return known
-        parsed = _parse_distinct(kind, fresh, ctx)
+        if len(fresh) <= FEW:
+            # A few new cells: the reference parser settles them faster than the steps start up.
+            results = [values.PARSERS[kind](cell, ctx) for cell in fresh.to_list()]
+            parsed = pl.DataFrame({"raw": fresh, "value": pl.Series([v for v, _ in results], dtype=VALUE_TYPES[kind]),
+                                   "reason": pl.Series([r for _, r in results], dtype=pl.String)})
+        else:
+            parsed = _parse_distinct(kind, fresh, ctx)
         table = parsed if known is None else pl.concat([known, parsed])
         if len(table) <= self.LIMIT:
             self.parsed = table
@@ -77,12 +92,15 @@ def _scatter_reference(kind: str, parsed: pl.Series, reasons: pl.Series, indices
 def _parse_text(kind: str, cells: pl.Series, ctx: ParseContext, memo: Memo | None) -> tuple[pl.Series, pl.Series]:
     cells = cells.fill_null("")  # a missing cell is a blank one
     distinct = cells.unique()
-    if len(distinct) * 2 > len(cells):
-        out = _parse_distinct(kind, cells, ctx)
+    if memo is not None and memo.useful(len(distinct), len(cells)):
+        # Dates, flags and types repeat a few values: parse each once per file and look the others up.
+        parsed = memo.lookup(kind, distinct, ctx)
+    elif len(distinct) * 2 <= len(cells):
+        parsed = _parse_distinct(kind, distinct, ctx)
     else:
-        # Dates, flags and types repeat a few values: parse each once and look the others up.
-        parsed = memo.lookup(kind, distinct, ctx) if memo is not None else _parse_distinct(kind, distinct, ctx)
-        out = pl.DataFrame({"raw": cells}).join(parsed, on="raw", how="left", nulls_equal=True, maintain_order="left")
+        out = _parse_distinct(kind, cells, ctx)
+        return out["value"].rename("value"), out["reason"].rename("reason")
+    out = pl.DataFrame({"raw": cells}).join(parsed, on="raw", how="left", nulls_equal=True, maintain_order="left")
     return out["value"].rename("value"), out["reason"].rename("reason")
 
 
@@ -135,7 +153,7 @@ def _bool(frame: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
 
 
 def _customer_type(frame: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
-    frame = frame.with_columns(words=_TEXT.str.to_lowercase().str.replace_all(f"[{_WS_CLASS}_-]+", " "))
+    frame = frame.with_columns(words=_TEXT.str.to_lowercase().str.replace_all(f"[{WHITESPACE_CLASS}_-]+", " "))
     frame = frame.with_columns(value=pl.col("words").replace_strict(
         values._CUSTOMER_TYPES, default=None, return_dtype=pl.String))
     return frame.with_columns(reason=_reason_when(pl.col("value").is_null() & (pl.col("words") != ""),

@@ -28,6 +28,8 @@ class Piece:
     offset: int  # byte offset of its first record in the UTF-8 source
     before: int  # how many records come before it
     frame: pl.DataFrame | None  # "rec" (record number) and c0 … c<width-1>, all text
+    quotes: bool = True  # the piece holds a quote character (so a cell may hold a line break)
+    apostrophes: bool = True  # the piece holds a ' (so a cell may carry our report's formula prefix)
 
 
 @contextmanager
@@ -75,7 +77,7 @@ def pieces(f, delimiter: str, width: int) -> Iterator[Piece]:
             yield Piece(offset, before, None)
             return
         yield Piece(offset, before, frame.with_row_index("rec", offset=before + 1).with_columns(
-            pl.col("rec").cast(pl.Int64)))
+            pl.col("rec").cast(pl.Int64)), quotes=b'"' in piece, apostrophes=b"'" in piece)
         before += len(frame)
         offset += len(piece)
 

@@ -4,25 +4,36 @@ A row that shares none of them with any other row gives the same result whatever
 applied in; those merge column-wise (merge_columns). The others form groups (connected by shared keys or
 personas) that are closed: no row of one group can see or touch what a row of another does, so each group
 runs through the row-at-a-time Merger on its own, in file order.
+
+Keys are compared by their 64-bit hashes, so a million rows' keys take a few megabytes. Two different
+keys with one hash would only make their rows interact: the Merger gives them their exact result anyway.
 """
 import polars as pl
 
 GROUP_SCHEMA = {"seq": pl.Int64, "group": pl.Int64}
+KEY_SCHEMA = {"seq": pl.Int64, "email": pl.UInt64, "phone": pl.UInt64, "email_id": pl.Int64,
+              "phone_id": pl.Int64}
 
 
-def groups(keys: pl.DataFrame, matched: pl.DataFrame) -> pl.DataFrame:
-    """(seq, group) of every interacting row; its group is the seq of the group's first row.
+def row_keys(rows: pl.DataFrame, matched: pl.DataFrame) -> pl.DataFrame:
+    """What independence looks at in a batch of parsed rows: seq, key hashes, matched persona ids.
 
-    keys: seq, email, phone, rejected (rows without a valid key reach no one); matched: seq, email_id, phone_id.
+    Rows without a valid key (rejected when parsed) reach no one and are left out.
     """
-    live = keys.filter(~pl.col("rejected")).join(matched, on="seq", how="left")
-    links = pl.concat([
-        live.select("seq", key=pl.lit("e:") + pl.col("email")),
-        live.select("seq", key=pl.lit("p:") + pl.col("phone")),
-        live.select("seq", key=pl.lit("#") + pl.col("email_id").cast(pl.String)),
-        live.select("seq", key=pl.lit("#") + pl.col("phone_id").cast(pl.String)),
-    ]).drop_nulls().unique()
-    shared = links.filter(pl.len().over("key") > 1)
+    live = rows.filter(pl.col("error").is_null())
+    keys = live.select("seq", *(pl.col(name).hash() if name in live.columns else pl.lit(None, dtype=pl.UInt64)
+                                for name in ("email", "phone")))
+    keys = keys.rename({keys.columns[1]: "email", keys.columns[2]: "phone"})
+    return keys.join(matched, on="seq", how="left").select(list(KEY_SCHEMA)).cast(KEY_SCHEMA)
+
+
+def groups(keys: pl.DataFrame) -> pl.DataFrame:
+    """(seq, group) of every interacting row; its group is the seq of the group's first row."""
+    personas = pl.concat([keys.select("seq", persona="email_id"), keys.select("seq", persona="phone_id")])
+    personas = personas.drop_nulls().unique()
+    shared = pl.concat([
+        _shared(keys.select("seq", key="email"), "email"), _shared(keys.select("seq", key="phone"), "phone"),
+        _shared(personas.select("seq", key=pl.col("persona").cast(pl.UInt64)), "persona")])
     if shared.is_empty():
         return pl.DataFrame(schema=GROUP_SCHEMA)
     parent: dict[int, int] = {}
@@ -33,7 +44,7 @@ def groups(keys: pl.DataFrame, matched: pl.DataFrame) -> pl.DataFrame:
             seq = parent[seq]
         return seq
 
-    for seqs in shared.group_by("key").agg(pl.col("seq").sort())["seq"].to_list():
+    for seqs in shared.group_by("kind", "key").agg(pl.col("seq").sort())["seq"].to_list():
         for seq in seqs:
             parent.setdefault(seq, seq)
         first = root(seqs[0])
@@ -44,3 +55,9 @@ def groups(keys: pl.DataFrame, matched: pl.DataFrame) -> pl.DataFrame:
                 first, other = min(first, other), max(first, other)
                 parent[other] = first
     return pl.DataFrame({"seq": list(parent), "group": [root(seq) for seq in parent]}, schema=GROUP_SCHEMA).sort("seq")
+
+
+def _shared(links: pl.DataFrame, kind: str) -> pl.DataFrame:
+    """The (seq, key) links whose key more than one row has."""
+    links = links.drop_nulls("key")
+    return links.filter(links["key"].is_duplicated()).select("seq", "key", kind=pl.lit(kind))

@@ -48,10 +48,11 @@ def _change(name: str, changed: pl.Expr, old: pl.Expr, new: pl.Expr) -> pl.Expr:
     return pl.when(changed).then(pl.concat_str([pl.lit(f'"{name}":['), _json(old), pl.lit(","), _json(new), pl.lit("]")]))
 
 
-def merge(rows: pl.DataFrame, mapped: list[str], stamp: Stamp, headers: dict[str, str]) -> Merged:
+def merge(rows: pl.DataFrame, mapped: list[str], stamp: Stamp, headers: dict[str, str], writes: bool = True) -> Merged:
     """Merge independent rows (parsed columns, "target", "rejection" and the target's "s_" state).
 
     mapped: the fields the file fills, in its column order; headers: field -> the file's header.
+    writes: False for the dry run, which needs each row's action and problems but nothing to write.
     """
     rejected = pl.col("error").is_not_null() | pl.col("rejection").is_not_null()
     live = ~rejected
@@ -110,13 +111,16 @@ def merge(rows: pl.DataFrame, mapped: list[str], stamp: Stamp, headers: dict[str
     action = (pl.when(rejected).then(pl.lit("rejected")).when(created).then(pl.lit("created"))
               .when(pl.any_horizontal(flags) if flags else pl.lit(False)).then(pl.lit("updated"))
               .otherwise(pl.lit("unchanged")))
+    frame = rows.with_columns(action=action, persona_id=pl.col("target"),
+                              **{f"box_{channel}": flag for channel, flag in box.items()})
+    if not writes:
+        counted = frame.select("seq", "line", "action", "persona_id", *(f"box_{c}" for c in CHANNELS))
+        return Merged(rows=counted, personas=pl.DataFrame(), changed=[], problems=_problems(frame, problems))
     changes = pl.concat_str([pl.lit("{"), pl.concat_str(fragments, separator=",", ignore_nulls=True), pl.lit("}")])
-    frame = rows.with_columns(
-        action=action, persona_id=pl.col("target"), changes=changes,
+    frame = frame.with_columns(
+        changes=pl.when(pl.col("action").is_in(["created", "updated"])).then(changes),
         added=pl.when(gains).then(added).otherwise(pl.lit([], dtype=pl.List(pl.String))),
-        **{f"box_{channel}": flag for channel, flag in box.items()},
         **{f"m_{name}": expr for name, expr in merged.items()})
-    frame = frame.with_columns(changes=pl.when(pl.col("action").is_in(["created", "updated"])).then("changes"))
     return Merged(
         rows=frame.select(*ROW_SCHEMA, *(f"box_{c}" for c in CHANNELS)).cast(ROW_SCHEMA),
         personas=_personas(frame),

@@ -2,21 +2,23 @@
 
 1. Parse: the file's rows in column batches (batches.py, parse.py), spilled to a local temp file; their
    problems and the cells of their problem rows are stored.
-2. Match: every row's email and phone against the account's personas at once (lookup.match_keys), and
-   which rows interact (independence.groups).
+2. Match: every row's email and phone against the account's personas, a batch at a time
+   (lookup.match_keys), and which rows interact (independence.groups).
 3. Simulate: rows that share nothing with any other merge column-wise (merge_columns), with the state of
    the persona they match; each closed group of the others runs through the Merger. Counts come out for
    every choice of the Review step's opt-in-all boxes.
 4. Keep: the parsed rows, with the state each independent row was merged against, as compressed column
    chunks (staging) for the apply to reuse.
 """
+import os
 import tempfile
+import threading
 from collections import Counter
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import polars as pl
 
-from webapp.db import chunk_transaction, write_transaction
+from webapp.db import chunk_transaction, db, write_transaction
 from webapp.importer import independence, lookup, merge_columns, row_merge, staging, writes
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import CHANNELS
@@ -56,8 +58,8 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
             rows = parsed.rows.with_columns(seq=pl.int_range(total + 1, total + 1 + len(parsed.rows), dtype=pl.Int64))
             total += len(rows)
             parts.append(_spill(spill, rows))
-            keys.append(rows.select("seq", "line", _key(rows, "email"), _key(rows, "phone"),
-                                    rejected=pl.col("error").is_not_null()))
+            keys.append(independence.row_keys(rows, lookup.match_keys(account_id, rows.select(
+                "seq", _key(rows, "email"), _key(rows, "phone")))))
             with chunk_transaction():
                 check_lease(import_id, lease)
                 writes.problems(import_id, "parse", parsed.problems)
@@ -66,22 +68,26 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
         if total == 0:
             raise FileRefused(HEADER_ONLY)
         keys = pl.concat(keys)
-        matched = lookup.match_keys(account_id, keys)
-        groups = independence.groups(keys, matched)
-        waiting = []
-        for part in parts:
-            rows = _unspill(spill, part).join(matched, on="seq", how="left").join(groups, on="seq", how="left")
-            alone = with_state(account_id, rows.filter(pl.col("group").is_null()))
-            merged = merge_columns.merge(alone, plan.mapped(), simulation.stamp, plan.headers())
-            simulation.count_merged(merged, int(alone["warnings"].sum()))
-            with chunk_transaction():
-                check_lease(import_id, lease)
-                staging.save(import_id, pl.concat([alone, rows.filter(pl.col("group").is_not_null())],
-                                                  how="diagonal_relaxed").sort("seq"))
-                writes.problems(import_id, "review", merged.problems)
-                Import.update(heartbeat_at=utcnow()).where(Import.id == import_id).execute()
-            waiting.append(rows.filter(pl.col("group").is_not_null()))
-        simulation.run_groups(pl.concat(waiting, how="diagonal_relaxed"), lease)
+        groups = independence.groups(keys)
+        matched = keys.select("seq", "email_id", "phone_id").filter(
+            pl.col("email_id").is_not_null() | pl.col("phone_id").is_not_null())
+        del keys
+        # The interacting rows' Merger runs beside the column-wise merge below: one is Python, the
+        # other mostly polars and the database, so the two share the machine's cores.
+        interacting = Simulation(upload, plan)
+        with _beside(lambda: interacting.run_groups(_read_rows(spill, parts, groups), lease)):
+            for part in parts:
+                rows = _unspill(spill, part).join(matched, on="seq", how="left").join(groups, on="seq", how="left")
+                alone = with_state(account_id, rows.filter(pl.col("group").is_null()))
+                merged = merge_columns.merge(alone, plan.mapped(), simulation.stamp, plan.headers(), writes=False)
+                simulation.count_merged(merged, int(alone["warnings"].sum()))
+                with chunk_transaction():
+                    check_lease(import_id, lease)
+                    staging.save(import_id, pl.concat([alone, rows.filter(pl.col("group").is_not_null())],
+                                                      how="diagonal_relaxed").sort("seq"))
+                    writes.problems(import_id, "review", merged.problems)
+                    Import.update(heartbeat_at=utcnow()).where(Import.id == import_id).execute()
+        simulation.add(interacting)
         # Rows the merge found a problem in get their cells now, while the file is open.
         fill_problem_cells(upload, lambda _: nullcontext(table))
     review = simulation.summary(total)
@@ -106,15 +112,41 @@ def _spill(spill, rows: pl.DataFrame) -> tuple[int, int]:
     data = staging.encode(rows)
     offset = spill.tell()
     spill.write(data)
+    spill.flush()  # read back with os.pread, from two threads
     return offset, len(data)
 
 
 def _unspill(spill, part: tuple[int, int]) -> pl.DataFrame:
     offset, length = part
-    spill.seek(offset)
-    frame = staging.decode(spill.read(length))
-    spill.seek(0, 2)
-    return frame
+    return staging.decode(os.pread(spill.fileno(), length, offset))
+
+
+def _read_rows(spill, parts: list, groups: pl.DataFrame) -> pl.DataFrame:
+    """The spilled rows of these groups."""
+    frames = [_unspill(spill, part).join(groups, on="seq", how="inner") for part in parts]
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+@contextmanager
+def _beside(work):
+    """Run work in a thread (with its own database connection) while the block runs; re-raise its error."""
+    failed = []
+
+    def run():
+        try:
+            with db.connection_context():
+                work()
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+            failed.append(error)
+
+    thread = threading.Thread(target=run, name="validation-groups", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
 
 
 def _describe(prefix: str) -> pl.Expr:
@@ -154,6 +186,14 @@ class Simulation:
         self.counts = {boxes: Counter() for boxes in BOXES}
         self.opted_out = {channel: {"ids": set(), "lines": set()} for channel in CHANNELS}
         self.stamp = Stamp(import_id=upload.id, user_id=upload.user_id, at=None, terms_version=None)
+
+    def add(self, other: "Simulation") -> None:
+        """Take in the counts and in-file opt-outs of another simulation of the same file."""
+        for boxes in BOXES:
+            self.counts[boxes].update(other.counts[boxes])
+        for channel in CHANNELS:
+            for kind in ("ids", "lines"):
+                self.opted_out[channel][kind] |= other.opted_out[channel][kind]
 
     def count_merged(self, merged: merge_columns.Merged, parse_warnings: int) -> None:
         """Count independent rows: a box makes an unchanged row updated where it would opt the persona in."""

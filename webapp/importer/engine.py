@@ -65,6 +65,7 @@ def apply(import_id: int, lease: str, chunk_rows: int | None = None, after_chunk
     chunk_rows = chunk_rows or default_chunk_rows()
     upload = Import.get_by_id(import_id)
     stamp = _stamp(upload)
+    _learn_created(stamp, import_id)
     plan = Plan.of(upload.headers, upload.mapping)
     while True:
         # A table the import grows needs fresh statistics, or PostgreSQL plans its lookups for an empty one.
@@ -126,6 +127,7 @@ def _apply_chunk(import_id: int, lease: str, stamp: Stamp, plan: Plan, chunk_row
     changed = _changed(outcomes)
     # New personas are numbered in file order, whichever way their rows merged.
     created = _number(merged.personas.filter(pl.col("id").is_null()), index.new)
+    _learn_created(stamp, import_id, index.new)
     writes.create_personas(upload.account_id, created, now)
     updated = merged.personas.filter(pl.col("id").is_not_null())
     written = writes.update_personas(updated, merged.changed, now, checked=True)
@@ -194,21 +196,27 @@ def _stale(account_id: int, alone: pl.DataFrame) -> set[int]:
 
 def _merge_again(upload: Import, rows: pl.DataFrame, stamp: Stamp, plan: Plan):
     """Rows through the Merger on the personas as they are now, locked: (index, outcomes)."""
-    def created_by(index) -> None:
-        if any(reached.get("lines") for reached in stamp.opted_out.values()):
-            _mark_created_lines(index, upload.id)
-
-    return row_merge.run(upload.account_id, row_merge.as_rows(rows.sort("seq"), plan.mapped()), stamp,
-                         lock=True, prepare=created_by)
+    return row_merge.run(upload.account_id, row_merge.as_rows(rows.sort("seq"), plan.mapped()), stamp, lock=True)
 
 
-def _mark_created_lines(index, import_id: int) -> None:
-    """Tell personas this import created in earlier chunks which row created them (opt-out exclusions)."""
-    created = AuditEntry.select(AuditEntry.persona_id, AuditEntry.row).where(
-        (AuditEntry.import_id == import_id) & (AuditEntry.action == "created")
-        & AuditEntry.persona_id.in_(list(index.by_id)))
-    for persona_id, line in created.tuples():
-        index.by_id[persona_id]["created_by_line"] = line
+def _learn_created(stamp: Stamp, import_id: int, personas=None) -> None:
+    """Personas this import created by rows an opt-out row of the file also reaches, by their new ids.
+
+    The validation knew them only by the creating row (they had no id); the boxes must skip them in
+    later chunks too. personas: the chunk's new ones; None reads those of earlier runs from the audit log.
+    """
+    for channel, reached in stamp.opted_out.items():
+        lines = reached.get("lines") or set()
+        if not lines:
+            continue
+        if personas is None:
+            query = AuditEntry.select(AuditEntry.persona_id).where(
+                (AuditEntry.import_id == import_id) & AuditEntry.row.in_(sorted(lines))
+                & (AuditEntry.action == "created"))
+            found = [persona_id for (persona_id,) in query.tuples()]
+        else:
+            found = [p["id"] for p in personas if p.get("created_by_line") in lines]
+        reached.setdefault("ids", set()).update(found)
 
 
 def _entries(outcomes) -> pl.DataFrame:

@@ -27,16 +27,11 @@ def as_rows(frame: pl.DataFrame, mapped: list[str]) -> list[dict]:
     return rows
 
 
-def run(account_id: int, rows: list[dict], stamp: Stamp, lock: bool = False, prepare=None):
-    """Each row through the Merger in file order, over the personas their keys reach; (index, outcomes).
-
-    prepare(index): a last look at the loaded personas before the rows merge.
-    """
+def run(account_id: int, rows: list[dict], stamp: Stamp, lock: bool = False):
+    """Each row through the Merger in file order, over the personas their keys reach; (index, outcomes)."""
     index = PersonaIndex()
     load_into(index, account_id, {r["fields"].get("email") for r in rows}, {r["fields"].get("phone") for r in rows},
               lock=lock)
-    if prepare:
-        prepare(index)
     merger = Merger(index, stamp)
     return index, [merger.apply(row) for row in rows]
 

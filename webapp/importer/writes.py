@@ -32,13 +32,12 @@ def new_ids(count: int) -> list[int]:
         return []
     table = Persona._meta.table_name
     if is_postgres():
-        low, high = db.execute_sql(
-            "SELECT min(v), max(v) FROM (SELECT nextval(pg_get_serial_sequence(%s, 'id')) AS v "
-            "FROM generate_series(1, %s)) AS taken", [table, count]).fetchone()
+        (sequence,) = db.execute_sql("SELECT pg_get_serial_sequence(%s, 'id')", [table]).fetchone()
+        low, high = db.execute_sql("SELECT min(v), max(v) FROM (SELECT nextval(%s::regclass) AS v "
+                                   "FROM generate_series(1, %s)) AS taken", [sequence, count]).fetchone()
         if high - low + 1 == count:
             return list(range(low, high + 1))  # no other import took one between ours: a block
-        rows = db.execute_sql("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-                              [table, count])
+        rows = db.execute_sql("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count])
         return sorted(new_id for (new_id,) in rows.fetchall())
     # SQLite: the chunk's transaction holds the write lock, so nobody else takes the ids after the largest.
     largest = db.execute_sql(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"').fetchone()[0]

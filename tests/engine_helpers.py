@@ -78,8 +78,16 @@ def review_counts(upload: Import) -> dict:
 
 
 def personas(account) -> list[dict]:
-    """The account's personas as the CLI exports them."""
-    return export_personas(account.id)
+    """The account's personas as the CLI exports them, in the order of their keys.
+
+    (Ids follow no file order: an apply's units of independent rows run two at a time.)
+    """
+    return by_key(export_personas(account.id))
+
+
+def by_key(found: list[dict]) -> list[dict]:
+    """Personas ordered by email, then phone (a missing key last)."""
+    return sorted(found, key=lambda p: (p["email"] is None, p["email"] or "", p["phone"] is None, p["phone"] or ""))
 
 
 def persona_by(account, **key) -> dict:

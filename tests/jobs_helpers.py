@@ -8,6 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.engine_helpers import by_key
 from webapp.db import db
 from webapp.importer import flow
 from webapp.importer.export import export_personas
@@ -67,8 +68,8 @@ def changed_rows(upload: Import) -> int:
 
 
 def exported(account_id: int) -> list[dict]:
-    """The account's export, read on a fresh connection state."""
-    return export_personas(account_id)
+    """The account's export, read on a fresh connection state, in the order of its keys."""
+    return by_key(export_personas(account_id))
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, what: str = "condition"):

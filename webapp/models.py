@@ -101,7 +101,8 @@ class Import(BaseModel):
     counts = JSONField(default=dict)
     review = JSONField(default=dict)
     staged = BooleanField(default=False)
-    checkpoint = IntegerField(default=0)
+    checkpoint = IntegerField(default=0)  # rows applied so far (AppliedUnit says which)
+    unit_rows = IntegerField(null=True)  # rows per unit of the apply, fixed when it starts
     lease = CharField(null=True)
     attempt = IntegerField(default=0)
     heartbeat_at = DateTimeField(null=True)
@@ -142,6 +143,18 @@ class StagedChunk(BaseModel):
 
     class Meta:
         indexes = ((("upload", "first_seq"), True),)
+
+
+class AppliedUnit(BaseModel):
+    """A unit of an import's apply that committed, with what its rows did: where a resumed apply goes on."""
+
+    upload = ForeignKeyField(Import, on_delete="CASCADE", index=False)  # the index below starts with it
+    unit = CharField()  # "<kind>:<range>": kind alone (independent rows) or together (interacting ones)
+    rows = IntegerField()
+    counts = JSONField(default=dict)
+
+    class Meta:
+        indexes = ((("upload", "unit"), True),)
 
 
 class ProblemRow(BaseModel):
@@ -270,6 +283,6 @@ class SchemaVersion(BaseModel):
 
 
 MODELS = [
-    Account, User, Membership, Import, UploadChunk, StagedChunk, ProblemRow, ImportProblem, Persona,
+    Account, User, Membership, Import, UploadChunk, StagedChunk, AppliedUnit, ProblemRow, ImportProblem, Persona,
     PersonaAttribute, Audience, AudienceMember, AuditEntry, RememberedMapping, SchemaVersion,
 ]

@@ -1,8 +1,8 @@
 """Create or upgrade the schema: idempotent, with later changes as playhouse.migrate steps."""
-from playhouse.migrate import PostgresqlMigrator, SqliteMigrator
+from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
 from webapp.db import db, is_postgres
-from webapp.models import MODELS, SchemaVersion
+from webapp.models import MODELS, Import, SchemaVersion
 
 REDUNDANT_INDEXES = ("upload_chunk_upload_id", "staged_row_upload_id", "import_problem_upload_id",
                      "persona_attribute_persona_id", "audience_member_audience_id")
@@ -17,6 +17,8 @@ MIGRATIONS: list = [
     lambda migrator: db.execute_sql('DROP INDEX IF EXISTS "audit_entry_account_id"'),
     # 4 -> 5: staged rows become compressed column chunks (the new tables come from create_tables).
     lambda migrator: db.execute_sql('DROP TABLE IF EXISTS "staged_row"'),
+    # 5 -> 6: the apply goes by units (applied_unit comes from create_tables), their size fixed on the import.
+    lambda migrator: _add_column(migrator, "imports", "unit_rows", Import.unit_rows),
 ]
 # Foreign keys of the tables an import fills by the million. A checked row (one trigger and one lookup
 # each) cost more than the row itself: a million new personas with their audit entries and audience
@@ -27,6 +29,12 @@ BULK_FOREIGN_KEYS = (("persona", "persona_account_id_fkey"), ("persona_attribute
                      ("audience_member", "audience_member_persona_id_fkey"),
                      ("audit_entry", "audit_entry_account_id_fkey"))
 CURRENT_VERSION = 1 + len(MIGRATIONS)
+
+
+def _add_column(migrator, table: str, name: str, field) -> None:
+    """Add a column unless the table has it already (tables made by this version's create_tables do)."""
+    if name not in {column.name for column in db.get_columns(table)}:
+        migrate(migrator.add_column(table, name, field))
 
 
 def migrator():

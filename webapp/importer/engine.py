@@ -9,17 +9,20 @@ A chunk's independent rows reuse what the validation found (the persona each mat
 where that persona is unchanged since (its version) and merge column-wise. Its interacting rows, and any
 row whose persona changed since, run through the Merger on the personas as they are now, locked.
 """
+import json
+import math
 import os
 import random
 import time
 from collections import Counter
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
 
 import polars as pl
 from peewee import IntegrityError, OperationalError
 
-from webapp.db import chunk_transaction
-from webapp.importer import lookup, merge_columns, row_merge, staging, validation, writes
+from webapp.db import chunk_transaction, is_postgres, write_transaction
+from webapp.importer import lookup, merge_columns, row_merge, staging, units, validation, writes
 from webapp.importer.lease import LeaseLost, check_lease, claim, fail, stale_after  # noqa: F401 - the job API
 from webapp.importer.merge import Stamp
 from webapp.importer.parse import PROBLEM_SCHEMA, Plan
@@ -27,7 +30,7 @@ from webapp.importer.personas_io import refresh_statistics, write_personas
 from webapp.importer.problem_rows import fill_problem_cells
 from webapp.importer.readers import open_table
 from webapp.importer.storage import opened_file
-from webapp.models import Audience, AuditEntry, Import, utcnow
+from webapp.models import AppliedUnit, Audience, AuditEntry, Import, utcnow
 
 CHUNK_ROWS = validation.CHUNK_ROWS
 # A unique-key race or a deadlock with a concurrent import is retried on fresh data.
@@ -56,34 +59,69 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int) -> di
 
 
 def apply(import_id: int, lease: str, chunk_rows: int | None = None, after_chunk=None) -> Import:
-    """Apply kept rows after the checkpoint, one chunk per transaction, then mark the import completed.
+    """Apply the kept rows unit by unit, each unit one transaction with its marker, then complete the import.
 
-    Each chunk commits with its checkpoint and heartbeat. A chunk that loses a race with a concurrent
-    import (unique key taken, deadlock) is rolled back whole and retried on fresh data, all of it
-    through the Merger.
+    A unit is a range of chunk_rows kept rows: its independent rows, or its interacting ones. Interacting
+    units apply in file order; independent ones commute with everything, so on PostgreSQL two apply at once.
+    A unit that loses a race with a concurrent import (unique key taken, deadlock) is rolled back whole and
+    retried on fresh data, all of it through the Merger. after_chunk() runs after each unit commits.
     """
-    chunk_rows = chunk_rows or default_chunk_rows()
     upload = Import.get_by_id(import_id)
+    size = _unit_rows(upload, lease, chunk_rows or default_chunk_rows())
     stamp = _stamp(upload)
     _learn_created(stamp, import_id)
-    plan = Plan.of(upload.headers, upload.mapping)
-    while True:
-        # A table the import grows needs fresh statistics, or PostgreSQL plans its lookups for an empty one.
-        refresh_statistics()
-        for attempt in range(CONFLICT_RETRIES):
-            try:
-                with chunk_transaction():
-                    more = _apply_chunk(import_id, lease, stamp, plan, chunk_rows, recheck=attempt > 0)
-                break
-            except Exception as error:  # noqa: BLE001 - re-raised unless a retryable race
-                if not _retryable(error) or attempt == CONFLICT_RETRIES - 1:
-                    raise
-                # Jitter, so two chunks that deadlocked do not collide again in step.
-                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
-        if not more:
-            return Import.get_by_id(import_id)
-        if after_chunk:
-            after_chunk()
+    context = Unit(upload=upload, lease=lease, size=size, stamp=stamp, plan=Plan.of(upload.headers, upload.mapping),
+                   audience_id=_audience(upload, lease))
+    done = {unit for (unit,) in AppliedUnit.select(AppliedUnit.unit).where(AppliedUnit.upload == import_id).tuples()}
+    ranges = range(math.ceil(upload.rows_total / size))
+    ordered = [f"together:{r}" for r in ranges if f"together:{r}" not in done]
+    free = [f"alone:{r}" for r in ranges if f"alone:{r}" not in done]
+    units.run(ordered, free, context.apply, workers=apply_workers(), after_each=after_chunk)
+    return _complete(upload, lease)
+
+
+def apply_workers() -> int:
+    """Units applied at once: two on PostgreSQL (IMPORT_APPLY_WORKERS), one on SQLite, whose writers queue."""
+    if not is_postgres():
+        return 1
+    return int(os.environ.get("IMPORT_APPLY_WORKERS") or min(2, os.cpu_count() or 1))
+
+
+def _unit_rows(upload: Import, lease: str, wanted: int) -> int:
+    """The apply's unit size: chosen when it first starts, kept by every run that resumes it."""
+    if upload.unit_rows:
+        return upload.unit_rows
+    with write_transaction():
+        check_lease(upload.id, lease)
+        Import.update(unit_rows=wanted).where(Import.id == upload.id).execute()
+    return wanted
+
+
+def _audience(upload: Import, lease: str) -> int:
+    """The import's generated audience, made once before any unit adds to it."""
+    if upload.audience_id:
+        return upload.audience_id
+    now = utcnow()
+    with write_transaction():
+        check_lease(upload.id, lease)
+        name = f"Import: {upload.file_name} {now:%Y-%m-%d %H:%M}"
+        audience_id = Audience.create(account=upload.account_id, name=name, source_import=upload.id, created_at=now).id
+        Import.update(audience_id=audience_id).where(Import.id == upload.id).execute()
+    return audience_id
+
+
+def _complete(upload: Import, lease: str) -> Import:
+    """Every unit applied: the problem rows' cells, the counts summed, the import completed."""
+    fill_problem_cells(upload, lambda u: import_table(u, max_rows=2 ** 62, max_bytes=2 ** 62))
+    counts = Counter()
+    for (unit_counts,) in AppliedUnit.select(AppliedUnit.counts).where(AppliedUnit.upload == upload.id).tuples():
+        counts.update(unit_counts if isinstance(unit_counts, dict) else json.loads(unit_counts))
+    now = utcnow()
+    with write_transaction():
+        check_lease(upload.id, lease)
+        Import.update(status="completed", finished_at=now, lease=None, heartbeat_at=now, counts=dict(counts)).where(
+            Import.id == upload.id).execute()
+    return Import.get_by_id(upload.id)
 
 
 def _retryable(error: Exception) -> bool:
@@ -107,62 +145,90 @@ def _stamp(upload: Import) -> Stamp:
                  opt_in_all=opt_in_all, opted_out=opted_out)
 
 
-def _apply_chunk(import_id: int, lease: str, stamp: Stamp, plan: Plan, chunk_rows: int, recheck: bool) -> bool:
-    upload = check_lease(import_id, lease)
-    rows = staging.load(import_id, upload.checkpoint, upload.checkpoint + chunk_rows)
-    now = utcnow()
-    if rows is None:
-        fill_problem_cells(upload, lambda u: import_table(u, max_rows=2 ** 62, max_bytes=2 ** 62))
-        Import.update(status="completed", finished_at=now, lease=None, heartbeat_at=now).where(
-            Import.id == import_id).execute()
-        return False
-    stamp.at = now
-    audience_id = upload.audience_id or _create_audience(upload, now)
-    alone = rows.filter(pl.col("group").is_null()) if not recheck else rows.clear()
-    # Independent rows whose persona changed since the validation (or went) are merged again, row by row.
-    stale = _stale(upload.account_id, alone)
-    merged = merge_columns.merge(alone.filter(~_reaches(stale)), plan.mapped(), stamp, plan.headers())
-    again = rows.filter(pl.col("group").is_not_null() | _reaches(stale)) if not recheck else rows
-    index, outcomes = _merge_again(upload, again, stamp, plan)
-    changed = _changed(outcomes)
-    # New personas are numbered in file order, whichever way their rows merged.
-    created = _number(merged.personas.filter(pl.col("id").is_null()), index.new)
-    _learn_created(stamp, import_id, index.new)
-    writes.create_personas(upload.account_id, created, now)
-    updated = merged.personas.filter(pl.col("id").is_not_null())
-    written = writes.update_personas(updated, merged.changed, now, checked=True)
-    write_personas(upload.account_id, changed, index.new, now)
-    # PostgreSQL: a persona another import changed after the check above is merged again too.
-    lost = set(updated["id"].to_list()) - written
-    if lost:
-        index, late = _merge_again(upload, alone.filter(_reaches(lost)), stamp, plan)
-        write_personas(upload.account_id, _changed(late), index.new, now)
-        outcomes += late
-    done = merged.rows.filter(~pl.col("persona_id").is_in(list(lost)).fill_null(False))
-    done = done.join(created.select("seq", new_id="id"), on="seq", how="left").with_columns(
-        persona_id=pl.coalesce("persona_id", "new_id")).drop("new_id")
+@dataclass
+class Unit:
+    """What every unit of one apply run shares."""
 
-    entries = pl.concat([done.filter(pl.col("action").is_in(["created", "updated"]))
-                         .select("persona_id", row="line", action="action", changes="changes"),
-                         _entries(outcomes)])
-    _write_audit(upload, entries, now)
-    writes.audience(audience_id, done.filter(pl.col("action") != "rejected")["persona_id"].to_list(),
-                    ignore_conflicts=False)
-    writes.audience(audience_id, [o.persona["id"] for o in outcomes if o.action != "rejected"],
-                    ignore_conflicts=True)
-    lost_lines = merged.rows.filter(pl.col("persona_id").is_in(list(lost)).fill_null(False))["line"]
-    problems = pl.concat([merged.problems.filter(~pl.col("line").is_in(lost_lines.to_list())),
-                          _problems(outcomes, plan)])
-    writes.problems(import_id, "apply", problems)
-    counts = Counter(upload.counts)
-    counts.update(done["action"].to_list())
-    counts.update(o.action for o in outcomes)
-    counts["warnings"] += int(rows["warnings"].sum()) + int((problems["severity"] == "warning").sum())
-    last = int(rows["seq"][-1])
-    # Kept rows are numbered 1..n, so the checkpoint is also the count of rows done.
-    Import.update(checkpoint=last, rows_done=last, counts=dict(counts), heartbeat_at=now,
-                  audience_id=audience_id).where((Import.id == import_id) & (Import.lease == lease)).execute()
-    return True
+    upload: Import
+    lease: str
+    size: int
+    stamp: Stamp
+    plan: Plan
+    audience_id: int
+
+    def apply(self, unit: str) -> bool:
+        """Apply one unit in its own transaction, retrying a lost race; False when it has no rows."""
+        # A table the import grows needs fresh statistics, or PostgreSQL plans its lookups for an empty one.
+        refresh_statistics()
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                with chunk_transaction():
+                    return self._apply(unit, recheck=attempt > 0)
+            except Exception as error:  # noqa: BLE001 - re-raised unless a retryable race
+                if not _retryable(error) or attempt == CONFLICT_RETRIES - 1:
+                    raise
+                # Jitter, so two units that deadlocked do not collide again in step.
+                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+        return False
+
+    def _apply(self, unit: str, recheck: bool) -> bool:
+        upload, plan = self.upload, self.plan
+        if Import.select(Import.lease).where(Import.id == upload.id).scalar() != self.lease:
+            raise LeaseLost(f"import {upload.id} is owned by another run")
+        kind, part = unit.split(":")
+        start = int(part) * self.size
+        rows = staging.load(upload.id, start, start + self.size)
+        rows = rows.filter(pl.col("group").is_null() == (kind == "alone")) if rows is not None else None
+        if rows is None or rows.is_empty():
+            return False
+        now = utcnow()
+        stamp = replace(self.stamp, at=now)
+        alone = rows.clear() if recheck or kind == "together" else rows
+        # Independent rows whose persona changed since the validation (or went) are merged again, row by row.
+        stale = _stale(upload.account_id, alone)
+        merged = merge_columns.merge(alone.filter(~_reaches(stale)), plan.mapped(), stamp, plan.headers())
+        again = rows if recheck or kind == "together" else rows.filter(_reaches(stale))
+        index, outcomes = _merge_again(upload, again, stamp, plan)
+        changed = _changed(outcomes)
+        # New personas are numbered in file order, whichever way their rows merged.
+        created = _number(merged.personas.filter(pl.col("id").is_null()), index.new)
+        _learn_created(self.stamp, upload.id, index.new)
+        writes.create_personas(upload.account_id, created, now)
+        updated = merged.personas.filter(pl.col("id").is_not_null())
+        written = writes.update_personas(updated, merged.changed, now, checked=True)
+        write_personas(upload.account_id, changed, index.new, now)
+        # PostgreSQL: a persona another import changed after the check above is merged again too.
+        lost = set(updated["id"].to_list()) - written
+        if lost:
+            index, late = _merge_again(upload, alone.filter(_reaches(lost)), stamp, plan)
+            write_personas(upload.account_id, _changed(late), index.new, now)
+            outcomes += late
+        done = merged.rows.filter(~pl.col("persona_id").is_in(list(lost)).fill_null(False))
+        done = done.join(created.select("seq", new_id="id"), on="seq", how="left").with_columns(
+            persona_id=pl.coalesce("persona_id", "new_id")).drop("new_id")
+
+        entries = pl.concat([done.filter(pl.col("action").is_in(["created", "updated"]))
+                             .select("persona_id", row="line", action="action", changes="changes"),
+                             _entries(outcomes)])
+        _write_audit(upload, entries, now)
+        writes.audience(self.audience_id, done.filter(pl.col("action") != "rejected")["persona_id"].to_list(),
+                        ignore_conflicts=False)
+        writes.audience(self.audience_id, [o.persona["id"] for o in outcomes if o.action != "rejected"],
+                        ignore_conflicts=True)
+        lost_lines = merged.rows.filter(pl.col("persona_id").is_in(list(lost)).fill_null(False))["line"]
+        problems = pl.concat([merged.problems.filter(~pl.col("line").is_in(lost_lines.to_list())),
+                              _problems(outcomes, plan)])
+        writes.problems(upload.id, "apply", problems)
+        counts = Counter(done["action"].to_list())
+        counts.update(o.action for o in outcomes)
+        counts["warnings"] += int(rows["warnings"].sum()) + int((problems["severity"] == "warning").sum())
+        AppliedUnit.insert(upload=upload.id, unit=unit, rows=len(rows), counts=dict(counts)).execute()
+        # The lease is checked as the unit's last write: a run that lost it rolls the whole unit back.
+        moved = Import.update(rows_done=Import.rows_done + len(rows), checkpoint=Import.checkpoint + len(rows),
+                              heartbeat_at=now).where((Import.id == upload.id) & (Import.lease == self.lease)).execute()
+        if not moved:
+            raise LeaseLost(f"import {upload.id} is owned by another run")
+        return True
 
 
 def _number(created: pl.DataFrame, merged_new: list[dict]) -> pl.DataFrame:
@@ -235,11 +301,6 @@ def _problems(outcomes, plan: Plan) -> pl.DataFrame:
     found = [{"line": p["row"], "column": headers.get(p["column"], p["column"]), "value": p["value"],
               "reason": p["reason"], "severity": p["severity"]} for o in outcomes for p in o.problems]
     return pl.DataFrame(found, schema=PROBLEM_SCHEMA)
-
-
-def _create_audience(upload: Import, now) -> int:
-    name = f"Import: {upload.file_name} {now:%Y-%m-%d %H:%M}"
-    return Audience.create(account=upload.account_id, name=name, source_import=upload.id, created_at=now).id
 
 
 def _write_audit(upload: Import, entries: pl.DataFrame, now) -> None:

@@ -11,7 +11,7 @@ from webapp.importer import bulk
 from webapp.importer.writes import new_ids
 from webapp.importer.fields import BOOL_COLUMNS, DATE_COLUMNS, PERSONA_COLUMNS
 from webapp.importer.merge import PersonaIndex
-from webapp.models import Persona, PersonaAttribute
+from webapp.models import AuditEntry, Persona, PersonaAttribute
 
 # Keys as one JSON parameter: the same statement text every chunk. sqlite3 caches each distinct statement,
 # and one "IN (?, ?, ...)" per chunk size held a compiled program of thousands of values each.
@@ -38,21 +38,21 @@ def _state(record: dict) -> dict:
 
 
 def refresh_statistics() -> None:
-    """ANALYZE the persona table when an import has changed much of it since its statistics were taken.
+    """ANALYZE the persona and audit tables when an import has changed much of them since their statistics.
 
     Autovacuum gets there eventually; within a million-row import into a new account it is too late,
     and a planner that believes the account is empty picks an index that reads all of it per chunk.
     """
     if not is_postgres():
         return
-    table = Persona._meta.table_name
-    row = db.execute_sql("SELECT n_live_tup, n_mod_since_analyze FROM pg_stat_user_tables WHERE relid = %s::regclass",
-                         [table]).fetchone()
-    if row and row[1] >= max(STALE_STATISTICS_ROWS, row[0] // 2):
-        try:
-            db.execute_sql(f'ANALYZE "{table}"')
-        except DatabaseError:  # e.g. a database user that does not own the table: autovacuum will do it
-            log.warning("could not ANALYZE %s; imports may be slower until autovacuum does", table, exc_info=True)
+    for table in (Persona._meta.table_name, AuditEntry._meta.table_name):
+        row = db.execute_sql("SELECT n_live_tup, n_mod_since_analyze FROM pg_stat_user_tables "
+                             "WHERE relid = %s::regclass", [table]).fetchone()
+        if row and row[1] >= max(STALE_STATISTICS_ROWS, row[0] // 2):
+            try:
+                db.execute_sql(f'ANALYZE "{table}"')
+            except DatabaseError:  # e.g. a database user that does not own the table: autovacuum will do it
+                log.warning("could not ANALYZE %s; imports may be slower until autovacuum does", table, exc_info=True)
 
 
 def _any(column: str, values: list) -> tuple[str, list]:

@@ -73,8 +73,9 @@ def counts(upload: Import) -> dict:
 
 
 def review_counts(upload: Import) -> dict:
-    """The dry run's counts."""
-    return {key: upload.review.get(key, 0) for key in COUNT_KEYS}
+    """The dry run's counts, for the opt-in-all boxes as the Review step ticked them."""
+    counts = flow.review_counts(upload, upload.options.get("opt_in_sms"), upload.options.get("opt_in_email"))
+    return {key: counts[key] for key in COUNT_KEYS}
 
 
 def personas(account) -> list[dict]:

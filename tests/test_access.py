@@ -49,6 +49,7 @@ ROUTES = {
     "wizard.mapping_get": (OWNER, ("path import_id",)),
     "wizard.mapping_post": (OWNER, ("path import_id",)),
     "wizard.review_get": (OWNER, ("path import_id",)),
+    "wizard.review_counts_get": (OWNER, ("path import_id",)),
     "wizard.review_post": (OWNER, ("path import_id",)),
 }
 # Path arguments that name no account's object.

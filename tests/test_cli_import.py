@@ -83,6 +83,18 @@ def test_dry_run_writes_nothing_and_counts_what_the_import_then_does(runner, own
         "rows": 4, "created": 1, "updated": 2, "unchanged": 0, "rejected": 1, "warnings": 2}
 
 
+def test_a_dry_run_with_an_opt_in_flag_counts_what_the_import_with_it_does(runner, owner_a, account_a, tmp_path,
+                                                                          make_persona):
+    make_persona(account_a, email=A)
+    path = write_csv(tmp_path, [["Email", "First Name"], [A, ""], [B, "Bo"]])
+    keys = ("created", "updated", "unchanged")
+    plain = import_via_cli(runner, path, "--dry-run", accept=False)
+    boxed = import_via_cli(runner, path, "--dry-run", "--opt-in-sms", accept=False)
+    assert [plain[k] for k in keys] == [1, 0, 1] and [boxed[k] for k in keys] == [1, 1, 0]
+    real = import_via_cli(runner, path, "--opt-in-sms")
+    assert [real[k] for k in keys] == [boxed[k] for k in keys]
+
+
 def test_without_accept_terms_the_import_is_refused_and_nothing_is_stored(runner, owner_a, account_a, tmp_path):
     error = _refused(runner, write_csv(tmp_path, [["Email"], [A]]), accept=False)
     assert "--accept-terms" in error

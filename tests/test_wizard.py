@@ -328,10 +328,14 @@ def test_whole_wizard_with_a_csv(owner_client, csrf, account_a, owner_a, make_pe
     row = wait_for(import_id)
     assert row.status == "validated" and row.review["created"] == 3 and row.review["updated"] == 1
     page = owner_client.get(f"/imports/{import_id}/review").get_data(as_text=True)
-    assert "<html" in page and 'hx-trigger' not in page
+    assert "<html" in page and 'hx-trigger="load' not in page  # done: it no longer polls
     counts = dict((label, int(value)) for value, label in re.findall(
         r'<span class="stat-value">(\d+)</span> <span class="stat-label">([^<]+)</span>', page))
     assert counts == {"will create": 3, "will update": 1, "unchanged": 0, "will be rejected": 1, "warnings": 1}
+    # Ticking a box asks for the counts with it; the boxes' fieldset re-asks on every change.
+    assert re.search(r'hx-get="/imports/%d/review/counts"\s+hx-trigger="change"' % import_id, page)
+    partial = owner_client.get(f"/imports/{import_id}/review/counts?opt_in_sms=1", headers=HTMX).get_data(as_text=True)
+    assert partial.startswith('<ul id="review-counts"') and "<html" not in partial
     problems = re.findall(r'<td class="num">(\d+)</td>', page)
     assert problems == ["4", "5"]
     assert "lots" in page and "Blue Dream" not in page  # problem values, not whole rows

@@ -116,10 +116,10 @@ def import_command(file, account_name, user_email, accept_terms, sheet, override
     if upload.status == "failed":
         _refuse(upload.error_message)
     if dry_run:
-        review = upload.review
-        _print({"import_id": upload.id, "status": "dry_run", "rows": review["rows"],
-                **{k: review[k] for k in ("created", "updated", "unchanged", "rejected", "warnings")},
-                "audience": None, "problems": _problems(upload.id, ("parse", "review"))})
+        # The counts for the opt-in-all flags given, as the Review step shows them for its boxes.
+        review = flow.review_counts(upload, opt_in_sms, opt_in_email)
+        _print({"import_id": upload.id, "status": "dry_run", **review, "audience": None,
+                "problems": _problems(upload.id, ("parse", "review"))})
         return
     flow.accept_terms(upload, user, None, current_app.config["TERMS_VERSION"], opt_in_sms, opt_in_email)
     upload = _run_job("import", upload, "queued", ("completed", "failed"))

@@ -289,8 +289,22 @@ def review_step(upload: Import, status: int = 200, **context) -> Response:
     counts = flow.problem_counts(upload) if upload.status == "validated" else {}
     context.setdefault("opt_in_sms", upload.options.get("opt_in_sms", False))
     context.setdefault("opt_in_email", upload.options.get("opt_in_email", False))
+    review = flow.review_counts(upload, context["opt_in_sms"], context["opt_in_email"])
     return step("_review.html", "Review", status=status, upload=upload, problems=shown, problem_counts=counts,
-                progress=progress_of(upload), terms_version=current_app.config["TERMS_VERSION"], **context)
+                review=review, progress=progress_of(upload), terms_version=current_app.config["TERMS_VERSION"],
+                **context)
+
+
+@bp.get("/<int:import_id>/review/counts")
+@owner_required
+def review_counts_get(import_id: int):
+    """The Review step's counts for the opt-in-all boxes as ticked (refreshed as they change)."""
+    upload, elsewhere = load(import_id, ("validated",))
+    if elsewhere:
+        return elsewhere
+    opt_in_sms, opt_in_email = bool(request.args.get("opt_in_sms")), bool(request.args.get("opt_in_email"))
+    return render(PAGE, "imports/steps/_review_counts.html", title="Review", upload=upload,
+                  review=flow.review_counts(upload, opt_in_sms, opt_in_email))
 
 
 @bp.get("/<int:import_id>/review")

@@ -131,6 +131,17 @@ def _unstage(upload: Import) -> None:
     upload.staged, upload.review, upload.status = False, {}, "draft"
 
 
+COUNTED = ("created", "updated", "unchanged", "rejected", "warnings")
+
+
+def review_counts(upload: Import, opt_in_sms: bool, opt_in_email: bool) -> dict:
+    """The dry run's counts for the opt-in-all boxes as ticked (a box can turn unchanged rows into updates)."""
+    review = upload.review or {}
+    boxes = {(False, False): "none", (True, False): "sms", (False, True): "email", (True, True): "both"}
+    chosen = (review.get("boxes") or {}).get(boxes[(bool(opt_in_sms), bool(opt_in_email))]) or review
+    return {"rows": review.get("rows", 0), **{name: chosen.get(name, 0) for name in COUNTED}}
+
+
 def accept_terms(upload: Import, user, ip: str | None, terms_version: str, opt_in_sms: bool, opt_in_email: bool):
     """Record the terms acceptance (user, time, IP, version) and the opt-in-all choices."""
     upload.terms_version, upload.terms_accepted_at = terms_version, utcnow()

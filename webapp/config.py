@@ -4,6 +4,9 @@ import secrets
 from pathlib import Path
 
 
+DEFAULT_UPLOAD_MB = "512"
+
+
 def _secret_key(instance: Path) -> str:
     """SECRET_KEY from the environment, else one generated once into instance/."""
     if os.environ.get("SECRET_KEY"):
@@ -23,7 +26,8 @@ def load_config(instance: Path) -> dict:
         "SECRET_KEY": _secret_key(instance),
         "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{instance / 'personas.db'}"),
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
-        "MAX_UPLOAD_MB": int(os.environ.get("MAX_UPLOAD_MB", "100")),
+        # 512 MB (HubSpot's per-file limit) holds the 2,000,000 rows MAX_ROWS allows: ~110 MB per million.
+        "MAX_UPLOAD_MB": int(os.environ.get("MAX_UPLOAD_MB", DEFAULT_UPLOAD_MB)),
         "MAX_ROWS": int(os.environ.get("MAX_ROWS", "2000000")),
         "FRAME_ANCESTORS": frame_ancestors,
         # Embedding from another site needs cross-site cookies (SameSite=None; Secure; Partitioned).
@@ -47,5 +51,5 @@ def upload_limits(settings) -> "Limits":
 
 def limits_from_env() -> "Limits":
     """Upload limits for processes without a Flask app (RQ workers)."""
-    return upload_limits({"MAX_UPLOAD_MB": os.environ.get("MAX_UPLOAD_MB", "100"),
+    return upload_limits({"MAX_UPLOAD_MB": os.environ.get("MAX_UPLOAD_MB", DEFAULT_UPLOAD_MB),
                           "MAX_ROWS": os.environ.get("MAX_ROWS", "2000000")})

@@ -131,7 +131,7 @@ def count_rows(table: Table) -> int:
 
 
 def open_table(source, *, sheet: str | None = None, header_line: int | None = None,
-               max_rows: int = 2_000_000, max_bytes: int = 100 * 1024 * 1024) -> Table:
+               max_rows: int = 2_000_000, max_bytes: int = 512 * 1024 * 1024) -> Table:
     """Open a path or seekable binary file, detect its type by content, and find its header row."""
     opener = partial(_open_binary, source)
     size = _size(source)

@@ -2,6 +2,7 @@
 
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 
 import openpyxl
@@ -23,8 +24,8 @@ MAX_RATIO = 200  # real sheet XML compresses 5-30x; zip bombs compress ~1000x
 RATIO_FLOOR = 1024 ** 2  # tiny members may compress oddly; only big ones can hurt
 
 
-def zip_names(f) -> set[str]:
-    """List a zip's members, refusing damaged zips and zip bombs before anything is unpacked."""
+def zip_members(f) -> dict[str, int]:
+    """A zip's members and their declared sizes, refusing damaged zips and zip bombs before anything is unpacked."""
     try:
         with zipfile.ZipFile(f) as zf:
             infos = zf.infolist()
@@ -36,7 +37,31 @@ def zip_names(f) -> set[str]:
     for info in infos:
         if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
             raise FileRefused(BOMB)
-    return {i.filename for i in infos}
+    return {i.filename: i.file_size for i in infos}
+
+
+def check_members(f) -> None:
+    """Unpack every member once, as far as its declared size (checksums checked), refusing XML with a DTD.
+
+    For readers that unpack members themselves (calamine): a member that unpacks past its declared size, or
+    declares entities (the XXE and billion-laughs attacks need a DTD), is refused before they see it.
+    """
+    try:
+        with zipfile.ZipFile(f) as zf:
+            for info in zf.infolist():
+                with zf.open(info) as member:
+                    head = member.read(4096)
+                    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+                        raise FileRefused(DAMAGED)
+                    while member.read(1 << 20):
+                        pass
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, zlib.error):
+        raise FileRefused(DAMAGED) from None
+
+
+def zip_names(f) -> set[str]:
+    """A zip's member names (zip_members' checks included)."""
+    return set(zip_members(f))
 
 
 def finish_row(cells: list) -> bool:

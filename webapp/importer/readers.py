@@ -13,7 +13,7 @@ from itertools import dropwhile
 from openpyxl.utils import get_column_letter
 from xlrd import compdoc
 
-from webapp.importer import csv_reader, excel_reader
+from webapp.importer import calamine_reader, csv_reader, excel_reader
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import normalize_header
 
@@ -225,9 +225,16 @@ def _refuse_markup(sample: str) -> None:
 def _open_xlsx(source, opener, sheet: str | None) -> Table:
     """Open a zip that is an Excel workbook; say what other zips are."""
     with opener() as f:
-        names = excel_reader.zip_names(f)
-    if "xl/workbook.xml" not in names:
-        raise FileRefused(_zip_kind(names))
+        members = excel_reader.zip_members(f)
+    if "xl/workbook.xml" not in members:
+        raise FileRefused(_zip_kind(set(members)))
+    if calamine_reader.fits(members):
+        with opener() as f:
+            excel_reader.check_members(f)
+        with opener() as f:
+            sheets = calamine_reader.open_workbook(f, "xlsx")
+        (name, names), chosen = _choose_sheet(sheets, calamine_reader.records, calamine_reader.hidden, sheet)
+        return Table("xlsx", names, name, [], 0, chosen.records)
     # openpyxl reads the zip lazily, so the file stays open with the table. A file object, not
     # the path: openpyxl refuses paths by their extension, and an .xlsx saved as .xls is fine here.
     own = isinstance(source, (str, os.PathLike))
@@ -287,6 +294,14 @@ def _open_xls(opener, sheet: str | None) -> Table:
         if "PowerPoint Document" in streams:
             raise FileRefused(f"This is a PowerPoint presentation, not a spreadsheet. {EXPORT_HINT}")
         raise FileRefused(NOT_A_SHEET)
+    try:
+        sheets = calamine_reader.open_workbook(io.BytesIO(data), "xls")
+        (name, names), chosen = _choose_sheet(sheets, calamine_reader.records, calamine_reader.hidden, sheet)
+        return Table("xls", names, name, [], 0, chosen.records)
+    except FileRefused as refused:
+        if refused.message != excel_reader.DAMAGED:
+            raise  # several sheets, no such sheet, an empty workbook: calamine read it fine
+    # What calamine cannot read (BIFF2 to BIFF5 files of old tools, password protection), xlrd may.
     book = excel_reader.open_xls(data)
     try:
         sheets = excel_reader.xls_sheets(book)

@@ -1,0 +1,111 @@
+"""Workbooks read through calamine give exactly what openpyxl (xlsx) and xlrd (xls) give.
+
+calamine reads a sheet whole while it fits a memory budget; a larger sheet is streamed by openpyxl. Either
+way a workbook must give the same rows and cells, so a sheet's size never changes what is imported.
+"""
+import datetime as dt
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.importer import corpus
+from webapp.importer import calamine_reader, readers
+from webapp.importer.readers import open_table
+
+
+def _blank_alike(cell):
+    """A whitespace-only text cell is blank to the import (calamine reads some as empty)."""
+    return None if isinstance(cell, str) and not cell.strip() else cell
+
+
+def _read(path, **kwargs):
+    try:
+        with open_table(path, **kwargs) as table:
+            rows = [(line, [_blank_alike(c) for c in cells]) for line, cells in table.rows()]
+            return table.kind, table.sheet, table.headers, table.header_line, rows
+    except readers.FileRefused as refused:
+        return refused.message
+
+
+@pytest.fixture
+def without_calamine(monkeypatch):
+    """Read workbooks the old way: openpyxl for every .xlsx, xlrd for every .xls."""
+
+    def read(path, **kwargs):
+        with monkeypatch.context() as patched:
+            patched.setattr(calamine_reader, "BUDGET", -1)
+            patched.setattr(calamine_reader, "open_workbook", _refuse_as_damaged)
+            return _read(path, **kwargs)
+    return read
+
+
+def _refuse_as_damaged(*args, **kwargs):
+    raise readers.FileRefused(readers.excel_reader.DAMAGED)
+
+
+def test_the_budget_is_judged_from_the_declared_sizes_of_sheets_and_shared_strings():
+    small = {"xl/worksheets/sheet1.xml": 10, "xl/sharedStrings.xml": 10, "xl/styles.xml": 10 ** 12}
+    assert calamine_reader.fits(small)
+    assert not calamine_reader.fits({"xl/worksheets/sheet1.xml": calamine_reader.BUDGET,
+                                     "xl/sharedStrings.xml": 1})
+
+
+cell = st.one_of(
+    st.none(), st.text(max_size=12), st.sampled_from(["", " ", "=1+1", "'=1", "a@example.com", "02134", "TRUE"]),
+    st.integers(-10 ** 12, 10 ** 12), st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.booleans(), st.dates(dt.date(1900, 3, 1), dt.date(2100, 1, 1)),
+    st.datetimes(dt.datetime(1900, 3, 1), dt.datetime(2100, 1, 1)).map(lambda d: d.replace(microsecond=0)))
+sheet = st.lists(st.lists(cell, min_size=1, max_size=5), min_size=1, max_size=8)
+
+
+def _clean(rows):
+    # openpyxl cannot write control characters other than tab, line feed and carriage return.
+    return [[c if not isinstance(c, str) else "".join(ch for ch in c if ch >= " " or ch in "\t\n\r")
+             for c in row] for row in rows]
+
+
+@settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "40")), deadline=None,
+          derandomize=not os.environ.get("PROPERTY_RANDOM"), database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=sheet, epoch_1904=st.booleans())
+def test_xlsx_cells_are_what_openpyxl_reads(tmp_path, without_calamine, rows, epoch_1904):
+    if epoch_1904:  # the Mac 1904 date system has no day before 2 January 1904
+        rows = [[c for c in row if not isinstance(c, dt.date) or (c.year, c.month, c.day) > (1904, 1, 2)]
+                for row in rows]
+    path = corpus.xlsx_file(tmp_path / "w.xlsx", {"Customers": [["Email", "Name", "When", "N", "X"], *_clean(rows)]},
+                            epoch_1904=epoch_1904)
+    assert _read(path) == without_calamine(path)
+
+
+@settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "40")), deadline=None,
+          derandomize=not os.environ.get("PROPERTY_RANDOM"), database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=sheet, dates_1904=st.booleans())
+def test_xls_cells_are_what_xlrd_reads(tmp_path, without_calamine, rows, dates_1904):
+    if dates_1904:  # the Mac 1904 date system has no day before 2 January 1904
+        rows = [[c for c in row if not isinstance(c, dt.date) or (c.year, c.month, c.day) > (1904, 1, 2)]
+                for row in rows]
+    rows = [[c for c in row if not isinstance(c, int) or isinstance(c, bool) or abs(c) < 2 ** 31] for row in rows]
+    path = corpus.xls_file(tmp_path / "w.xls", {"Customers": [["Email", "Name", "When", "N", "X"], *_clean(rows)]},
+                           dates_1904=dates_1904)
+    assert _read(path) == without_calamine(path)
+
+
+def test_sheets_hidden_empty_or_several_are_told_apart_alike(tmp_path, without_calamine):
+    sheets = {"Lookup": [["Code"], ["A"]], "Customers": [["Email"], ["a@example.com"]], "Empty": []}
+    path = corpus.xlsx_file(tmp_path / "s.xlsx", sheets, hidden=("Lookup",))
+    assert _read(path) == without_calamine(path)
+    several = corpus.xlsx_file(tmp_path / "m.xlsx", {"A": [["Email"], ["a@example.com"]], "B": [["Email"], ["b@x.io"]]})
+    assert _read(several) == without_calamine(several) == (
+        "This workbook has several sheets with data: A, B. Choose the sheet to import.")
+    assert _read(several, sheet="B") == without_calamine(several, sheet="B")
+
+
+def test_a_sheet_starting_below_and_right_of_a1_keeps_its_row_and_column_numbers(tmp_path, without_calamine):
+    path = corpus.xlsx_file(tmp_path / "o.xlsx", {"Customers": [[], [], [None, None, "Email", "Name"],
+                                                                [None, None, "a@example.com", "Ann"]]})
+    kind, _, headers, header_line, rows = _read(path)
+    assert (headers[-2:], header_line, rows[0][0]) == (["Email", "Name"], 3, 4)
+    assert _read(path) == without_calamine(path)

@@ -564,3 +564,25 @@ def test_long_texts_and_file_names_import_on_every_database(account_a, owner_a, 
     assert (persona_by(account_a, email="long@example.com")["first_name"],
             persona_by(account_a, email="long@example.com")["city"]) == (long_name, long_city)
     assert Audience.get(Audience.source_import == upload.id).name.startswith("Import: " + "x" * 200)
+
+
+def test_a_persona_changed_between_the_review_and_the_import_is_merged_as_it_is_then(
+        runner, account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A, points=10, first_name="Ann")
+    make_persona(account_a, email=B, first_name="Bob")
+    make_persona(account_a, email="cy@example.com")
+    first = prepare_import(account_a, owner_a, write_csv(tmp_path, [
+        ["Email", "Points", "First Name"], [A, "5", "Annie"], [B, "", "Bob"], ["cy@example.com", "1", ""]], "first.csv"))
+    assert review_counts(first) == _counts(updated=2, unchanged=1)
+    # Before it is applied, another import adds to Ann's points and renames Bob; Cy is archived.
+    import_rows(account_a, owner_a, tmp_path, [["Email", "Points", "First Name"], [A, "7", ""], [B, "", "Robert"]],
+                name="second.csv")
+    invoke(runner, "archive", "--account", "Alpha", "--email", "cy@example.com")
+
+    upload = apply_queued(first)
+    assert (persona_by(account_a, email=A)["points"], persona_by(account_a, email=A)["first_name"]) == (22, "Annie")
+    assert persona_by(account_a, email=B)["first_name"] == "Bob"
+    assert [(e.row, e.changes) for e in audit(upload)] == [
+        (2, {"first_name": ["Ann", "Annie"], "points": [17, 22]}), (3, {"first_name": ["Robert", "Bob"]})]
+    assert counts(upload) == _counts(updated=2, rejected=1)
+    assert [p["reason"].split(":")[0] for p in problems(upload, "error")] == ["archived persona"]

@@ -184,11 +184,16 @@ class Unit:
         now = utcnow()
         stamp = replace(self.stamp, at=now)
         alone = rows.clear() if recheck or kind == "together" else rows
-        # Independent rows whose persona changed since the validation (or went) are merged again, row by row.
-        stale = _stale(upload.account_id, alone)
-        merged = merge_columns.merge(alone.filter(~_reaches(stale)), plan.mapped(), stamp, plan.headers())
-        again = rows if recheck or kind == "together" else rows.filter(_reaches(stale))
-        index, outcomes = _merge_again(upload, again, stamp, plan)
+        merged = merge_columns.merge(alone, plan.mapped(), stamp, plan.headers())
+        # Independent rows whose persona changed since the validation (or went) merge again, row by row. An
+        # updated persona's version is checked as it is written (PostgreSQL); the others' are checked first.
+        checked = alone
+        if is_postgres():
+            checked = alone.join(merged.rows.filter(pl.col("action") != "updated").select("seq"), on="seq", how="semi")
+        stale = _stale(upload.account_id, checked)
+        again = alone.filter(_reaches(stale))
+        merged = merged.without(again["seq"])
+        index, outcomes = _merge_again(upload, rows if recheck or kind == "together" else again, stamp, plan)
         changed = _changed(outcomes)
         # New personas are numbered in file order, whichever way their rows merged.
         created = _number(merged.personas.filter(pl.col("id").is_null()), index.new)
@@ -197,14 +202,14 @@ class Unit:
         updated = merged.personas.filter(pl.col("id").is_not_null())
         written = writes.update_personas(updated, merged.changed, now, checked=True)
         write_personas(upload.account_id, changed, index.new, now)
-        # PostgreSQL: a persona another import changed after the check above is merged again too.
-        lost = set(updated["id"].to_list()) - written
-        if lost:
-            index, late = _merge_again(upload, alone.filter(_reaches(lost)), stamp, plan)
+        # PostgreSQL: a persona another import changed since the validation is left alone, and merged again.
+        lost = alone.filter(_reaches(set(updated["id"].to_list()) - written))
+        if not lost.is_empty():
+            merged = merged.without(lost["seq"])
+            index, late = _merge_again(upload, lost, stamp, plan)
             write_personas(upload.account_id, _changed(late), index.new, now)
             outcomes += late
-        done = merged.rows.filter(~pl.col("persona_id").is_in(list(lost)).fill_null(False))
-        done = done.join(created.select("seq", new_id="id"), on="seq", how="left").with_columns(
+        done = merged.rows.join(created.select("seq", new_id="id"), on="seq", how="left").with_columns(
             persona_id=pl.coalesce("persona_id", "new_id")).drop("new_id")
 
         entries = pl.concat([done.filter(pl.col("action").is_in(["created", "updated"]))
@@ -215,9 +220,7 @@ class Unit:
                         ignore_conflicts=False)
         writes.audience(self.audience_id, [o.persona["id"] for o in outcomes if o.action != "rejected"],
                         ignore_conflicts=True)
-        lost_lines = merged.rows.filter(pl.col("persona_id").is_in(list(lost)).fill_null(False))["line"]
-        problems = pl.concat([merged.problems.filter(~pl.col("line").is_in(lost_lines.to_list())),
-                              _problems(outcomes, plan)])
+        problems = pl.concat([merged.problems, _problems(outcomes, plan)])
         writes.problems(upload.id, "apply", problems)
         counts = Counter(done["action"].to_list())
         counts.update(o.action for o in outcomes)

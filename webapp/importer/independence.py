@@ -11,25 +11,25 @@ keys with one hash would only make their rows interact: the Merger gives them th
 import polars as pl
 
 GROUP_SCHEMA = {"seq": pl.Int64, "group": pl.Int64}
-KEY_SCHEMA = {"seq": pl.Int64, "email": pl.UInt64, "phone": pl.UInt64, "email_id": pl.Int64,
-              "phone_id": pl.Int64}
+KEY_SCHEMA = {"seq": pl.Int64, "email": pl.UInt64, "phone": pl.UInt64}
 
 
-def row_keys(rows: pl.DataFrame, matched: pl.DataFrame) -> pl.DataFrame:
-    """What independence looks at in a batch of parsed rows: seq, key hashes, matched persona ids.
+def row_keys(rows: pl.DataFrame) -> pl.DataFrame:
+    """What independence looks at in a batch of parsed rows: seq and the hashes of email and phone.
 
     Rows without a valid key (rejected when parsed) reach no one and are left out.
     """
     live = rows.filter(pl.col("error").is_null())
-    keys = live.select("seq", *(pl.col(name).hash() if name in live.columns else pl.lit(None, dtype=pl.UInt64)
-                                for name in ("email", "phone")))
-    keys = keys.rename({keys.columns[1]: "email", keys.columns[2]: "phone"})
-    return keys.join(matched, on="seq", how="left").select(list(KEY_SCHEMA)).cast(KEY_SCHEMA)
+    return live.select("seq", **{name: pl.col(name).hash() if name in live.columns else pl.lit(None, dtype=pl.UInt64)
+                                 for name in ("email", "phone")}).cast(KEY_SCHEMA)
 
 
-def groups(keys: pl.DataFrame) -> pl.DataFrame:
-    """(seq, group) of every interacting row; its group is the seq of the group's first row."""
-    personas = pl.concat([keys.select("seq", persona="email_id"), keys.select("seq", persona="phone_id")])
+def groups(keys: pl.DataFrame, matched: pl.DataFrame) -> pl.DataFrame:
+    """(seq, group) of every interacting row; its group is the seq of the group's first row.
+
+    keys: seq and key hashes of the live rows (row_keys); matched: seq, email_id, phone_id of those matching.
+    """
+    personas = pl.concat([matched.select("seq", persona="email_id"), matched.select("seq", persona="phone_id")])
     personas = personas.drop_nulls().unique()
     shared = pl.concat([
         _shared(keys.select("seq", key="email"), "email"), _shared(keys.select("seq", key="phone"), "phone"),

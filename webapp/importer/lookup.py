@@ -40,28 +40,41 @@ def has_personas(account_id: int) -> bool:
     return Persona.select().where(Persona.account == account_id).exists()
 
 
-def match_keys(account_id: int, keys: pl.DataFrame) -> pl.DataFrame:
-    """For rows (seq, email, phone), the ids of the account's personas holding their email and their phone;
-    only rows that match one."""
-    keys = keys.select("seq", "email", "phone").filter(pl.col("email").is_not_null() | pl.col("phone").is_not_null())
-    if keys.is_empty() or not has_personas(account_id):
-        return pl.DataFrame(schema=MATCH_SCHEMA)
-    cursor = db.cursor()
-    joined = (f'SELECT k.seq, pe.id AS email_id, pp.id AS phone_id FROM import_keys AS k '
-              f'LEFT JOIN "{PERSONAS}" AS pe ON pe.account_id = {int(account_id)} AND pe.email = k.email '
-              f'LEFT JOIN "{PERSONAS}" AS pp ON pp.account_id = {int(account_id)} AND pp.phone = k.phone '
-              "WHERE pe.id IS NOT NULL OR pp.id IS NOT NULL")
-    with db.atomic():
-        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS import_keys (seq bigint, email text, phone text)")
-        cursor.execute("DELETE FROM import_keys")
-        bulk.insert_frame("import_keys", keys)
-        if is_postgres():
-            cursor.execute("ANALYZE import_keys")
-            found = pl.read_csv(io.BytesIO(bulk.copy_out(joined, [])), schema=MATCH_SCHEMA)
-        else:
-            found = pl.DataFrame(db.execute_sql(joined).fetchall(), schema=MATCH_SCHEMA, orient="row")
-        cursor.execute("DELETE FROM import_keys")
-    return found
+class Matcher:
+    """A file's keys, gathered batch by batch in a temporary table, then matched to the account's personas
+    by one join: a million keys, one pass over the personas, and nothing of them held in memory meanwhile."""
+
+    TABLE = "import_keys"
+
+    def __init__(self, account_id: int):
+        self.account_id, self.active = account_id, has_personas(account_id)
+        if self.active:
+            db.execute_sql(f"DROP TABLE IF EXISTS {self.TABLE}")
+            db.execute_sql(f"CREATE TEMP TABLE {self.TABLE} (seq bigint, email text, phone text)")
+
+    def add(self, keys: pl.DataFrame) -> None:
+        """Gather rows' keys (seq, email, phone)."""
+        if self.active:
+            bulk.insert_frame(self.TABLE, keys.select("seq", "email", "phone").filter(
+                pl.col("email").is_not_null() | pl.col("phone").is_not_null()))
+
+    def matches(self) -> pl.DataFrame:
+        """seq, email_id, phone_id: the personas holding each row's email and phone, for rows matching one."""
+        if not self.active:
+            return pl.DataFrame(schema=MATCH_SCHEMA)
+        account = int(self.account_id)
+        joined = (f"SELECT k.seq, pe.id AS email_id, pp.id AS phone_id FROM {self.TABLE} AS k "
+                  f'LEFT JOIN "{PERSONAS}" AS pe ON pe.account_id = {account} AND pe.email = k.email '
+                  f'LEFT JOIN "{PERSONAS}" AS pp ON pp.account_id = {account} AND pp.phone = k.phone '
+                  "WHERE pe.id IS NOT NULL OR pp.id IS NOT NULL")
+        with db.atomic():
+            if is_postgres():
+                db.execute_sql(f"ANALYZE {self.TABLE}")
+                found = pl.read_csv(io.BytesIO(bulk.copy_out(joined, [])), schema=MATCH_SCHEMA)
+            else:
+                found = pl.DataFrame(db.execute_sql(joined).fetchall(), schema=MATCH_SCHEMA, orient="row")
+            db.execute_sql(f"DROP TABLE {self.TABLE}")
+        return found
 
 
 def load_state(account_id: int, ids) -> pl.DataFrame:
@@ -72,11 +85,15 @@ def load_state(account_id: int, ids) -> pl.DataFrame:
         return pl.DataFrame(schema=schema)
     names = ", ".join(f'p."{c}"' for c in ("id", *PERSONA_COLUMNS))
     if is_postgres():
-        attributes = (f"(SELECT string_agg(a.name, E'{NAME_JOIN}' ORDER BY a.name) FROM \"{ATTRIBUTES}\" AS a "
-                      "WHERE a.persona_id = p.id)")
-        sql = (f"SELECT {names}, {attributes} AS attributes, {_version()} AS version "
-               f'FROM unnest(%s::bigint[]) AS k(id) JOIN "{PERSONAS}" AS p ON p.id = k.id WHERE p.account_id = %s')
+        # "= ANY" of a sorted array: a bitmap scan of the primary key, faster here than a join on unnest.
+        sql = (f"SELECT {names}, {_version()} AS version FROM \"{PERSONAS}\" AS p "
+               "WHERE p.id = ANY(%s::bigint[]) AND p.account_id = %s")
         text = pl.read_csv(io.BytesIO(bulk.copy_out(sql, [ids, account_id])), infer_schema=False)
+        named = (f"SELECT persona_id AS id, string_agg(name, E'{NAME_JOIN}' ORDER BY name) AS attributes "
+                 f'FROM "{ATTRIBUTES}" WHERE persona_id = ANY(%s::bigint[]) GROUP BY persona_id')
+        names_of = pl.read_csv(io.BytesIO(bulk.copy_out(named, [ids])), infer_schema=False,
+                               schema_overrides={"id": pl.String, "attributes": pl.String})
+        text = text.join(names_of, on="id", how="left").select(list(schema))
     else:
         attributes = (f"(SELECT group_concat(name, char({ord(NAME_JOIN)})) FROM (SELECT a.name FROM \"{ATTRIBUTES}\" "
                       "AS a WHERE a.persona_id = p.id ORDER BY a.name))")

@@ -26,6 +26,15 @@ class Merged:
     changed: list[str]  # the persona columns some updated persona of these rows changes
     problems: pl.DataFrame  # PROBLEM_SCHEMA, in the order the Merger reports them
 
+    def without(self, seqs: pl.Series) -> "Merged":
+        """The same, less these rows (they merge again, row by row)."""
+        if seqs.is_empty():
+            return self
+        lines = self.rows.filter(pl.col("seq").is_in(seqs.implode()))["line"]
+        return Merged(self.rows.filter(~pl.col("seq").is_in(seqs.implode())),
+                      self.personas.filter(~pl.col("seq").is_in(seqs.implode())), self.changed,
+                      self.problems.filter(~pl.col("line").is_in(lines.implode())))
+
 
 def state(name: str) -> pl.Expr:
     """The persona's state before the row: a new persona's where the row matched none."""

@@ -55,24 +55,23 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
         plan = Plan.of(table.headers, upload.mapping)
         simulation = Simulation(upload, plan)
         parts, keys, total, memos = [], [], 0, {}
+        matcher = lookup.Matcher(account_id)
         for batch in table.batches(CHUNK_ROWS):
             parsed = parse_batch(batch, plan, ctx, memos)
             rows = parsed.rows.with_columns(seq=pl.int_range(total + 1, total + 1 + len(parsed.rows), dtype=pl.Int64))
             total += len(rows)
             parts.append(_spill(spill, rows))
-            keys.append(independence.row_keys(rows, lookup.match_keys(account_id, rows.select(
-                "seq", _key(rows, "email"), _key(rows, "phone")))))
+            keys.append(independence.row_keys(rows))
             with chunk_transaction():
                 check_lease(import_id, lease)
+                matcher.add(rows.select("seq", _key(rows, "email"), _key(rows, "phone")))
                 writes.problems(import_id, "parse", parsed.problems)
                 writes.problem_cells(import_id, parsed.problem_cells)
                 Import.update(rows_done=total, heartbeat_at=utcnow()).where(Import.id == import_id).execute()
         if total == 0:
             raise FileRefused(HEADER_ONLY)
-        keys = pl.concat(keys)
-        groups = independence.groups(keys)
-        matched = keys.select("seq", "email_id", "phone_id").filter(
-            pl.col("email_id").is_not_null() | pl.col("phone_id").is_not_null())
+        matched = matcher.matches()
+        groups = independence.groups(pl.concat(keys), matched)
         del keys
         # The interacting rows' Merger runs beside the column-wise merge below: one is Python, the
         # other mostly polars and the database, so the two share the machine's cores.

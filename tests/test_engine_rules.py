@@ -325,6 +325,16 @@ def test_custom_attributes_true_adds_lower_case_and_false_or_blank_never_remove(
     assert audit(upload)[0].changes == {"attributes": [["police"], ["police", "veteran"]]}
 
 
+def test_attributes_a_persona_gains_are_listed_in_order_among_those_it_had(account_a, owner_a, tmp_path, make_persona):
+    ann = make_persona(account_a, email=A)
+    for name in ("veteran", "zen"):
+        PersonaAttribute.create(persona=ann, name=name)
+    mapping = {"Email": "email", "Local": "attribute:local", "Yoga": "attribute:yoga"}
+    upload = import_rows(account_a, owner_a, tmp_path, [["Email", "Local", "Yoga"], [A, "yes", "yes"]], mapping=mapping)
+    assert persona_by(account_a, email=A)["attributes"] == ["local", "veteran", "yoga", "zen"]
+    assert audit(upload)[0].changes == {"attributes": [["veteran", "zen"], ["local", "veteran", "yoga", "zen"]]}
+
+
 # ---------------------------------------------------------------- audience and audit (SPEC 8)
 
 def test_the_audience_holds_every_persona_a_row_reached_created_updated_or_unchanged(

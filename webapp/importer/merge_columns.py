@@ -150,8 +150,11 @@ def _with_gains(rows: pl.DataFrame) -> pl.DataFrame:
     mixed = (before.list.len() > 0) & (pl.col("added").list.len() > 0)
     if rows.select(mixed.any()).item():
         rows = rows.with_row_index("_at")
-        rows = pl.concat([rows.filter(~mixed), rows.filter(mixed).with_columns(pl.col("after").list.sort())]
-                         ).sort("_at").drop("_at")
+        # Sorted as a long frame: polars' list.sort costs ~15 µs a row.
+        sorted_after = (rows.filter(mixed).select("_at", "after").explode("after").sort("_at", "after")
+                        .group_by("_at", maintain_order=True).agg("after"))
+        rows = rows.join(sorted_after, on="_at", how="left", suffix="_sorted", maintain_order="left").with_columns(
+            after=pl.coalesce("after_sorted", "after")).drop("_at", "after_sorted")
     return rows
 
 

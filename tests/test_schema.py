@@ -18,7 +18,7 @@ def test_a_new_database_has_no_index_another_index_already_serves(app):
     assert "persona_account_id" not in _persona_indexes()
     assert {"persona_account_id_email", "persona_account_id_phone"} <= _persona_indexes()
     assert _all_indexes().isdisjoint({*REDUNDANT_INDEXES, "audit_entry_account_id"})
-    assert {"staged_chunk_upload_id_first_seq", "audience_member_audience_id_persona_id"} <= _all_indexes()
+    assert {"staged_chunk_upload_id_kind_first_seq", "audience_member_audience_id_persona_id"} <= _all_indexes()
 
 
 def test_a_version_2_database_loses_the_redundant_and_unused_indexes(app):

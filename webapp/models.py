@@ -137,12 +137,13 @@ class StagedChunk(BaseModel):
     """
 
     upload = ForeignKeyField(Import, on_delete="CASCADE", index=False)  # the index below starts with it
+    kind = CharField(default="alone")  # alone: rows that interact with no other; together: the others
     first_seq = IntegerField()  # the rows' sequence numbers (1..n in file order), first and last
     last_seq = IntegerField()
     data = BlobField()
 
     class Meta:
-        indexes = ((("upload", "first_seq"), True),)
+        indexes = ((("upload", "kind", "first_seq"), True),)
 
 
 class AppliedUnit(BaseModel):

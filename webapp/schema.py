@@ -2,7 +2,7 @@
 from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
 from webapp.db import db, is_postgres
-from webapp.models import MODELS, Import, SchemaVersion
+from webapp.models import MODELS, Import, SchemaVersion, StagedChunk
 
 REDUNDANT_INDEXES = ("upload_chunk_upload_id", "staged_row_upload_id", "import_problem_upload_id",
                      "persona_attribute_persona_id", "audience_member_audience_id")
@@ -19,6 +19,12 @@ MIGRATIONS: list = [
     lambda migrator: db.execute_sql('DROP TABLE IF EXISTS "staged_row"'),
     # 5 -> 6: the apply goes by units (applied_unit comes from create_tables), their size fixed on the import.
     lambda migrator: _add_column(migrator, "imports", "unit_rows", Import.unit_rows),
+    # 6 -> 7: kept chunks hold one kind of row each, so an apply unit reads only its own.
+    lambda migrator: [db.execute_sql('DELETE FROM "staged_chunk"'),
+                      _add_column(migrator, "staged_chunk", "kind", StagedChunk.kind),
+                      db.execute_sql('DROP INDEX IF EXISTS "staged_chunk_upload_id_first_seq"'),
+                      db.execute_sql('CREATE UNIQUE INDEX IF NOT EXISTS "staged_chunk_upload_id_kind_first_seq" '
+                                     'ON "staged_chunk" ("upload_id", "kind", "first_seq")')],
 ]
 # Foreign keys of the tables an import fills by the million. A checked row (one trigger and one lookup
 # each) cost more than the row itself: a million new personas with their audit entries and audience

@@ -177,8 +177,7 @@ class Unit:
             raise LeaseLost(f"import {upload.id} is owned by another run")
         kind, part = unit.split(":")
         start = int(part) * self.size
-        rows = staging.load(upload.id, start, start + self.size)
-        rows = rows.filter(pl.col("group").is_null() == (kind == "alone")) if rows is not None else None
+        rows = staging.load(upload.id, kind, start, start + self.size)
         if rows is None or rows.is_empty():
             return False
         now = utcnow()

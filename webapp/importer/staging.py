@@ -23,20 +23,22 @@ def decode(data: bytes) -> pl.DataFrame:
     return pl.read_ipc(io.BytesIO(bytes(data)))
 
 
-def save(import_id: int, frame: pl.DataFrame) -> None:
-    """Keep a frame of rows (its "seq" column numbers them) for the apply."""
+def save(import_id: int, kind: str, frame: pl.DataFrame) -> None:
+    """Keep a frame of rows of one kind (its "seq" column numbers them, in order) for the apply."""
+    if frame.is_empty():
+        return
     first, last = frame["seq"][0], frame["seq"][-1]
-    StagedChunk.insert(upload=import_id, first_seq=first, last_seq=last, data=encode(frame)).execute()
+    StagedChunk.insert(upload=import_id, kind=kind, first_seq=first, last_seq=last, data=encode(frame)).execute()
 
 
-def load(import_id: int, after: int, until: int) -> pl.DataFrame | None:
-    """The kept rows with after < seq <= until, in order; None when there are none."""
+def load(import_id: int, kind: str, after: int, until: int) -> pl.DataFrame | None:
+    """The kept rows of a kind with after < seq <= until, in order; None when there are none."""
     mark = "%s" if is_postgres() else "?"
     table = StagedChunk._meta.table_name
     # One query per chunk: the driver would hold every blob of a single result in memory at once.
     found = db.execute_sql(
-        f'SELECT id FROM "{table}" WHERE upload_id = {mark} AND last_seq > {mark} AND first_seq <= {mark} '
-        f"ORDER BY first_seq", [import_id, after, until]).fetchall()
+        f'SELECT id FROM "{table}" WHERE upload_id = {mark} AND kind = {mark} AND last_seq > {mark} '
+        f"AND first_seq <= {mark} ORDER BY first_seq", [import_id, kind, after, until]).fetchall()
     frames = []
     for (chunk_id,) in found:
         (data,) = db.execute_sql(f'SELECT data FROM "{table}" WHERE id = {mark}', [chunk_id]).fetchone()

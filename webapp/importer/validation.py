@@ -84,8 +84,10 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
                 simulation.count_merged(merged, int(alone["warnings"].sum()))
                 with chunk_transaction():
                     check_lease(import_id, lease)
-                    staging.save(import_id, pl.concat([alone, rows.filter(pl.col("group").is_not_null())],
-                                                      how="diagonal_relaxed").sort("seq"))
+                    staging.save(import_id, "alone", alone)
+                    # In the same columns (state left empty): a unit retried merges any row the Merger's way.
+                    staging.save(import_id, "together", pl.concat(
+                        [alone.clear(), rows.filter(pl.col("group").is_not_null())], how="diagonal_relaxed"))
                     writes.problems(import_id, "review", merged.problems)
                     Import.update(heartbeat_at=utcnow()).where(Import.id == import_id).execute()
         simulation.add(interacting)

@@ -1,10 +1,12 @@
-"""Property: the chunked, set-based engine gives exactly what the row-at-a-time reference gives.
+"""Property: the chunked, column-wise engine gives exactly what the row-at-a-time reference gives.
 
-Random existing personas (small pools of emails and phones, so rows collide, change keys and match
-two personas; some archived, some opted out) and random files (emails and phones in several
-spellings, blanks, signed points, opt-in/opt-out flags, an attribute, names) with random "opt in
-all" boxes, applied in chunks of 3 rows, must leave the same personas (every exported field), the
-same counts, the same rejected lines and the same audit entries as tests/reference_merge.py.
+Random existing personas and random files, drawn from a few shared emails and phones (so rows collide,
+change keys and match two personas: they interact and go through the Merger) and from keys only one row
+has (those rows share nothing and merge column-wise), with emails and phones in several spellings,
+blanks, signed points, opt-in/opt-out flags, two attributes and names; some personas archived, some
+opted out; random "opt in all" boxes; validation batches and apply units of random sizes. The result
+must be what tests/reference_merge.py gives: the same personas (every exported field), the same review
+and applied counts, the same rejected lines and the same audit entries.
 """
 import itertools
 import os
@@ -17,28 +19,32 @@ from tests.engine_helpers import (
 )
 from tests.reference_merge import reference_import
 from webapp.accounts import create_account
-from webapp.importer import engine
+from webapp.importer import validation
 from webapp.importer.readers import open_table
 from webapp.importer.values import RowParser
 from webapp.models import Persona, PersonaAttribute
 
-EMAILS = ["ann@example.com", "bob@example.com", "cy@example.com", "dee@example.com"]
+# The first four are shared by many rows; the rest each by about one (the file's independent rows).
+EMAILS = ["ann@example.com", "bob@example.com", "cy@example.com", "dee@example.com",
+          *(f"solo{n}@example.com" for n in range(12))]
 # Each email as a file may spell it: case and surrounding spaces do not matter.
 EMAIL_SPELLINGS = [lambda e: e, lambda e: e.upper(), lambda e: f"  {e.title()} "]
-PHONES = ["+14155550101", "+14155550102", "+14155550103", "+14155550104"]
+PHONES = ["+14155550101", "+14155550102", "+14155550103", "+14155550104",
+          *(f"+1415555{n:04d}" for n in range(200, 212))]
 PHONE_SPELLINGS = [lambda p: p[2:], lambda p: f"({p[2:5]}) {p[5:8]}-{p[8:]}", lambda p: f"+1 {p[2:5]}.{p[5:8]}.{p[8:]}"]
 
 HEADERS = ["Email", "Phone", "First Name", "Points", "SMS Opt In", "SMS Opt Out", "Email Opt In",
-           "Explicit Email Opt-out", "Customer Type", "Veteran", "Note"]
+           "Explicit Email Opt-out", "Customer Type", "Veteran", "Local", "Note"]
 MAPPING = {"Email": "email", "Phone": "phone", "First Name": "first_name", "Points": "points",
            "SMS Opt In": "sms_opt_in", "SMS Opt Out": "sms_opt_out", "Email Opt In": "email_opt_in",
            "Explicit Email Opt-out": "email_opt_out", "Customer Type": "customer_type",
-           "Veteran": "attribute:veteran", "Note": "ignore"}
-CHUNK = 3
+           "Veteran": "attribute:veteran", "Local": "attribute:local", "Note": "ignore"}
 
 _accounts = itertools.count(1)
 
-maybe_index = st.one_of(st.none(), st.integers(0, 3))
+shared = st.integers(0, 3)
+solo = st.integers(4, 15)
+maybe_index = st.one_of(st.none(), shared, solo)
 consent = st.sampled_from([(False, False), (True, False), (False, True)])
 
 existing_persona = st.fixed_dictionaries({
@@ -48,12 +54,13 @@ existing_persona = st.fixed_dictionaries({
     "sms": consent, "email_consent": consent,
     "customer_type": st.sampled_from([None, "medical", "recreational"]),
     "archived": st.sampled_from([False, False, False, True]),
-    "attributes": st.sets(st.sampled_from(["veteran", "police"])),
+    "attributes": st.sets(st.sampled_from(["veteran", "police", "zen"])),
 })
 
 file_row = st.fixed_dictionaries({
-    "email": st.one_of(st.none(), st.tuples(st.integers(0, 3), st.integers(0, 2)), st.just("not-an-email")),
-    "phone": st.one_of(st.none(), st.tuples(st.integers(0, 3), st.integers(0, 2))),
+    "email": st.one_of(st.none(), st.tuples(shared, st.integers(0, 2)), st.tuples(solo, st.integers(0, 2)),
+                       st.just("not-an-email")),
+    "phone": st.one_of(st.none(), st.tuples(shared, st.integers(0, 2)), st.tuples(solo, st.integers(0, 2))),
     "first_name": st.sampled_from(["", "Ann", "Bo", "<script>alert(1)</script>", '=HYPERLINK("x")']),
     "points": st.sampled_from(["", "", "+5", "-30", "10", "0"]),
     "sms_opt_in": st.sampled_from(["", "", "TRUE", "FALSE"]),
@@ -62,6 +69,7 @@ file_row = st.fixed_dictionaries({
     "email_opt_out": st.sampled_from(["", "", "", "x"]),
     "customer_type": st.sampled_from(["", "", "med", "Adult Use"]),
     "veteran": st.sampled_from(["", "", "TRUE", "FALSE"]),
+    "local": st.sampled_from(["", "yes"]),
 })
 
 
@@ -73,7 +81,8 @@ def _cells(row: dict, number: int) -> list[str]:
     if isinstance(phone, tuple):
         phone = PHONE_SPELLINGS[phone[1]](PHONES[phone[0]])
     return [email or "", phone or "", row["first_name"], row["points"], row["sms_opt_in"], row["sms_opt_out"],
-            row["email_opt_in"], row["email_opt_out"], row["customer_type"], row["veteran"], f"n{number}"]
+            row["email_opt_in"], row["email_opt_out"], row["customer_type"], row["veteran"], row["local"],
+            f"n{number}"]
 
 
 def _create_existing(account, specs) -> list[dict]:
@@ -112,14 +121,16 @@ def _reference_audit(outcomes) -> dict:
 
 
 # Deterministic in CI (the same examples every run); PROPERTY_EXAMPLES=4000 PROPERTY_RANDOM=1 explores further.
-@settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "50")), deadline=None,
+@settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")), deadline=None,
           derandomize=not os.environ.get("PROPERTY_RANDOM"), database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(existing=st.lists(existing_persona, max_size=5), rows=st.lists(file_row, min_size=1, max_size=10),
-       opt_in_sms=st.booleans(), opt_in_email=st.booleans())
+@given(existing=st.lists(existing_persona, max_size=8), rows=st.lists(file_row, min_size=1, max_size=14),
+       opt_in_sms=st.booleans(), opt_in_email=st.booleans(), batch=st.sampled_from([1, 2, 3, 5, 50]),
+       unit=st.sampled_from([1, 2, 3, 7, 50]))
 def test_chunked_engine_equals_row_at_a_time_reference(app, owner_a, tmp_path, monkeypatch, existing, rows,
-                                                       opt_in_sms, opt_in_email):
-    monkeypatch.setattr(engine, "CHUNK_ROWS", CHUNK)  # the validation pass reads in chunks too
+                                                       opt_in_sms, opt_in_email, batch, unit):
+    monkeypatch.setattr(validation, "CHUNK_ROWS", batch)  # the validation's batches
+    monkeypatch.setattr(validation, "GROUP_ROWS", batch)  # interacting groups through the Merger
     account = create_account(f"Property {next(_accounts)}")
     before = _create_existing(account, existing)
     path = write_csv(tmp_path, [HEADERS] + [_cells(row, n) for n, row in enumerate(rows)])
@@ -128,7 +139,7 @@ def test_chunked_engine_equals_row_at_a_time_reference(app, owner_a, tmp_path, m
     upload = prepare_import(account, owner_a, path, mapping=MAPPING, opt_in_sms=opt_in_sms, opt_in_email=opt_in_email)
     # The Review step's counts are those of the boxes as ticked.
     assert review_counts(upload) == expected["counts"]
-    upload = apply_queued(upload, chunk_rows=CHUNK)
+    upload = apply_queued(upload, chunk_rows=unit)
 
     assert upload.status == "completed", upload.error_message
     assert personas(account) == by_key(expected["personas"])

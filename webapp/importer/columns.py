@@ -51,7 +51,7 @@ class Memo:
     def lookup(self, kind: str, distinct: pl.Series, ctx: ParseContext) -> pl.DataFrame:
         """raw, value, reason for these distinct cells, parsing only the ones not seen before."""
         known = self.parsed
-        fresh = distinct if known is None else distinct.filter(~distinct.is_in(known["raw"]))
+        fresh = distinct if known is None else distinct.filter(~distinct.is_in(known["raw"].implode()))
         if known is not None and fresh.is_empty():
             return known
         if len(fresh) <= FEW:

@@ -7,6 +7,7 @@ import csv
 import datetime
 import io
 
+import polars as pl
 import pytest
 from peewee import IntegrityError
 
@@ -596,3 +597,14 @@ def test_a_persona_changed_between_the_review_and_the_import_is_merged_as_it_is_
         (2, {"first_name": ["Ann", "Annie"], "points": [17, 22]}), (3, {"first_name": ["Robert", "Bob"]})]
     assert counts(upload) == _counts(updated=2, rejected=1)
     assert [p["reason"].split(":")[0] for p in problems(upload, "error")] == ["archived persona"]
+
+
+def test_rows_without_an_email_do_not_interact_through_the_missing_key(account_a, owner_a, tmp_path):
+    """Only a key two rows share joins them; rows lacking one stand alone (and merge column-wise)."""
+    from webapp.importer import independence
+
+    rows = pl.DataFrame({"seq": [1, 2, 3], "email": [None, None, A], "phone": [P1, P2, None],
+                         "error": [None, None, None]}, schema_overrides={"email": pl.String, "error": pl.String})
+    matched = pl.DataFrame(schema=independence.KEY_SCHEMA | {"email_id": pl.Int64, "phone_id": pl.Int64}).select(
+        "seq", "email_id", "phone_id")
+    assert independence.groups(independence.row_keys(rows), matched).is_empty()

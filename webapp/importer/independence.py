@@ -20,7 +20,9 @@ def row_keys(rows: pl.DataFrame) -> pl.DataFrame:
     Rows without a valid key (rejected when parsed) reach no one and are left out.
     """
     live = rows.filter(pl.col("error").is_null())
-    return live.select("seq", **{name: pl.col(name).hash() if name in live.columns else pl.lit(None, dtype=pl.UInt64)
+    # A missing key stays missing: polars hashes null to one value, which would join every row without one.
+    return live.select("seq", **{name: pl.when(pl.col(name).is_not_null()).then(pl.col(name).hash())
+                                 if name in live.columns else pl.lit(None, dtype=pl.UInt64)
                                  for name in ("email", "phone")}).cast(KEY_SCHEMA)
 
 

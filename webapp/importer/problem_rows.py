@@ -6,11 +6,13 @@ stored file once, at the end of the run that found it.
 """
 import json
 
+import polars as pl
+
 from webapp.importer import writes
-from webapp.importer.values import cell_text
 from webapp.models import ImportProblem, ProblemRow
 
 LINES_PER_QUERY = 500
+BATCH_ROWS = 50_000
 
 
 def missing_lines(upload) -> list[int]:
@@ -29,13 +31,13 @@ def fill_problem_cells(upload, table_of) -> None:
     lines = missing_lines(upload)
     if not lines or upload.file_deleted:
         return
-    wanted, found = set(lines), []
+    wanted, found = pl.Series(lines, dtype=pl.Int64), []
     with table_of(upload) as table:
-        for line, cells in table.rows():
-            if line in wanted:
-                found.append((line, ["" if c is None else c if c.__class__ is str else cell_text(c) for c in cells]))
-                if len(found) == len(wanted):
-                    break
+        for batch in table.batches(BATCH_ROWS):
+            positions = batch.lines.is_in(wanted.implode()).arg_true().to_list()
+            found += zip(batch.lines.gather(positions).to_list(), batch.texts(positions))
+            if len(found) == len(lines):
+                break
     writes.problem_cells(upload.id, found)
 
 

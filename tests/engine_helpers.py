@@ -51,7 +51,7 @@ def apply_queued(upload: Import, chunk_rows=None, after_chunk=None) -> Import:
     else:
         lease = engine.claim(upload.id, ("queued",), "running")
         assert lease is not None
-        engine.apply(upload.id, lease, chunk_rows=chunk_rows or engine.CHUNK_ROWS, after_chunk=after_chunk)
+        engine.apply(upload.id, lease, chunk_rows=chunk_rows, after_chunk=after_chunk)
     return Import.get_by_id(upload.id)
 
 

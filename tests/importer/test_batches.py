@@ -4,6 +4,7 @@ The CSV fast path (polars, piece by piece) must agree with csv_reader's strict r
 quotes, line breaks in cells, blank and title rows, ragged and shifted rows, formula prefixes, encodings,
 and a fall back to csv_reader mid-file where polars cannot read on.
 """
+import datetime as dt
 import os
 
 import polars as pl
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.importer import corpus
+from tests.importer import corpus, test_calamine
 from webapp.importer import csv_frames
 from webapp.importer.errors import FileRefused
 from webapp.importer.readers import open_table
@@ -145,3 +146,48 @@ def test_random_csv_files_read_alike(tmp_path, monkeypatch, rows, newline, piece
     text = (newline.join(",".join(r) for r in [header, *rows]) + newline) if raw else _csv_text(header, rows, newline)
     path = corpus.write(tmp_path / "r.csv", text.encode("utf-8"))
     assert_same(path)
+
+
+# --- workbooks: calamine sheets are batched column by column -------------------------------------------
+
+HEADER = ["Email", "Name", "When", "N", "X"]
+
+
+@settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "40")), deadline=None,
+          derandomize=not os.environ.get("PROPERTY_RANDOM"), database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=test_calamine.sheet, size=st.integers(1, 9), kind=st.sampled_from(["xlsx", "xls"]))
+def test_random_workbooks_read_alike(tmp_path, rows, size, kind):
+    rows = test_calamine._clean(rows)
+    if kind == "xls":
+        rows = [[c for c in row if not isinstance(c, int) or isinstance(c, bool) or abs(c) < 2 ** 31] for row in rows]
+    write = corpus.xlsx_file if kind == "xlsx" else corpus.xls_file
+    path = write(tmp_path / f"w.{kind}", {"Customers": [HEADER, *rows]})
+    assert _batched(path, size) == _rows(path)
+
+
+WORKBOOK_CASES = {
+    "blank and whitespace rows": [HEADER, ["a@example.com", "Ann"], [], [" ", "\t"], [None, None, None, None, 5]],
+    "values past the headers": [["Email", "Name"], ["a@example.com", "Ann", "x"], [None, None, "y"], ["b@x.io"]],
+    "title rows and an offset sheet": [["Customer export"], [], [None, "Email", "Points"], [None, "a@example.com", 1],
+                                       [None, None, None, "note"], [None, "b@example.com", "lots"]],
+    "formula prefixes": [["Email", "Name"], ["a@example.com", "'=HYPERLINK(1)"], ["b@example.com", "'plain"]],
+    "mixed columns": [["Email", "Phone", "When"], ["a@example.com", 6175550100.0, dt.datetime(2020, 1, 2)],
+                      ["b@example.com", "617-555-0101", "2020-01-03"], [None, True, 3.5]],
+}
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "xls"])
+@pytest.mark.parametrize("name", list(WORKBOOK_CASES))
+def test_workbook_batches_equal_rows(tmp_path, kind, name):
+    write = corpus.xlsx_file if kind == "xlsx" else corpus.xls_file
+    path = write(tmp_path / f"w.{kind}", {"Customers": WORKBOOK_CASES[name]})
+    for size in (1, 2, 50):
+        assert _batched(path, size) == _rows(path)
+    assert _rows(path)  # every case has data rows
+
+
+def test_a_workbook_over_the_row_limit_is_refused_alike(tmp_path):
+    path = corpus.xlsx_file(tmp_path / "w.xlsx", {"Customers": [["Email"], *([f"p{i}@example.com"] for i in range(6))]})
+    assert "more than 5 customer rows" in assert_same(path, max_rows=5)
+    assert len(assert_same(path, max_rows=6)) == 6

@@ -7,13 +7,14 @@ read on, and for workbooks, the rows come from Table.rows() itself and are turne
 """
 from collections.abc import Iterator
 from contextlib import nullcontext
-from itertools import islice
+from itertools import compress, islice
 
 import polars as pl
 
 from webapp.importer import csv_frames, csv_reader
 from webapp.importer.columns import WHITESPACE, WHITESPACE_CLASS
 from webapp.importer.errors import FileRefused
+from webapp.importer.excel_reader import finish_row
 from webapp.importer.parse import Batch
 from webapp.importer.readers import Table, shifted_row, too_many_rows
 from webapp.importer.safe_cells import PREFIX, TRIGGERS
@@ -24,6 +25,9 @@ EXTRA_COLUMNS = 4
 
 def table_batches(table: Table, size: int) -> Iterator[Batch]:
     """Batches of up to size data rows, with the same lines and cells as table.rows()."""
+    if table._sheet is not None:
+        yield from _sheet_batches(table, table._sheet, size)
+        return
     if table._csv is None:
         yield from _row_batches(table.rows(), size)
         return
@@ -55,6 +59,52 @@ def _row_batches(rows: Iterator[tuple[int, list]], size: int) -> Iterator[Batch]
         columns = [list(column) for column in zip(*(cells for _, cells in chunk))]
         yield Batch(pl.Series(lines, dtype=pl.Int64),
                     [pl.Series(column, dtype=pl.String) if _all_text(column) else column for column in columns])
+
+
+def _sheet_batches(table: Table, sheet, size: int) -> Iterator[Batch]:
+    """A calamine sheet's data rows as batches, converted and blank-checked column by column."""
+    width, limit, counted = len(table.headers), table._max_rows, 0
+    for first, padding, rows in sheet.chunks(table.header_line + 1, size):
+        raw = list(zip(*rows))
+        columns, filled = [], []
+        for position in range(width):
+            index = position - padding
+            cells, holds = _sheet_column(raw[index] if 0 <= index < len(raw) else None, len(rows), sheet.cell)
+            columns.append(cells)
+            filled.append(holds)
+        keep = pl.select(pl.any_horizontal(filled)).to_series() if filled else pl.Series([False] * len(rows))
+        lines = pl.int_range(first, first + len(rows), dtype=pl.Int64, eager=True)
+        if not keep.all():
+            lines = lines.filter(keep)
+            columns = [cells.filter(keep) if isinstance(cells, pl.Series) else list(compress(cells, keep))
+                       for cells in columns]
+        counted += len(lines)
+        if counted > limit:
+            raise FileRefused(too_many_rows(limit))
+        if len(lines):
+            yield Batch(lines, columns)
+
+
+def _sheet_column(raw: tuple | None, rows: int, cell) -> tuple[pl.Series | list, pl.Series]:
+    """One column of sheet cells as records() gives them, and which of them hold something."""
+    if raw is None:  # left of the used range, or past it
+        return pl.Series([None] * rows, dtype=pl.String), pl.Series([False] * rows)
+    if all(value.__class__ is str for value in raw):
+        text = pl.Series(raw, dtype=pl.String)
+        if not text.str.contains(f"^{PREFIX}|\x00").any():  # else finish_row's cleaning, cell by cell
+            frame = pl.DataFrame({"c": text})
+            return (frame.select(pl.when(pl.col("c") != "").then(pl.col("c"))).to_series(),
+                    frame.select(_filled("c")).to_series())
+    cells = [cell(value) for value in raw]
+    holds = []
+    for i, value in enumerate(cells):
+        if value.__class__ is str:
+            one = [value]
+            holds.append(finish_row(one))
+            cells[i] = one[0]
+        else:
+            holds.append(value is not None)
+    return (pl.Series(cells, dtype=pl.String) if _all_text(cells) else cells), pl.Series(holds, dtype=pl.Boolean)
 
 
 def _all_text(column: list) -> bool:

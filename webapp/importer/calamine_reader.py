@@ -8,6 +8,7 @@ as openpyxl (xlsx) and xlrd (xls) give them: text, numbers, booleans, datetimes,
 """
 from collections.abc import Iterator
 from datetime import date, datetime
+from itertools import islice
 from python_calamine import CalamineWorkbook
 
 from webapp.importer.errors import FileRefused
@@ -32,12 +33,15 @@ class Sheet:
         self.cell = _xlsx_cell if kind == "xlsx" else _xls_cell
         self._loaded = None
 
+    def _load(self):
+        if self._loaded is None:
+            self._loaded = self.workbook.get_sheet_by_name(self.name)
+        return self._loaded
+
     def records(self) -> Iterator[tuple[int, list]]:
         """(row number, cells) of the sheet's non-blank rows, as a spreadsheet numbers them."""
         try:
-            if self._loaded is None:
-                self._loaded = self.workbook.get_sheet_by_name(self.name)
-            sheet, cell = self._loaded, self.cell
+            sheet, cell = self._load(), self.cell
             if sheet.start is None:
                 return  # an empty sheet has no used range
             # iter_rows starts at row 1 but at the used range's first column, which may be right of column A.
@@ -49,6 +53,28 @@ class Sheet:
         except FileRefused:
             raise
         except Exception:  # calamine's errors on damaged XML, forbidden entities, truncated members
+            raise FileRefused(DAMAGED) from None
+
+
+    def chunks(self, first: int, size: int) -> Iterator[tuple[int, int, list[list]]]:
+        """(number of the chunk's first row, blank columns left of the cells, rows) from row `first` on.
+
+        Up to size rows each, blank ones included, cells as calamine gives them (self.cell converts them).
+        """
+        try:
+            sheet = self._load()
+            if sheet.start is None:
+                return
+            rows = sheet.iter_rows()  # from row 1, as in records()
+            for _ in islice(rows, first - 1):
+                pass
+            number = first
+            while chunk := list(islice(rows, size)):
+                yield number, sheet.start[1], chunk
+                number += len(chunk)
+        except FileRefused:
+            raise
+        except Exception:  # as in records()
             raise FileRefused(DAMAGED) from None
 
 

@@ -60,6 +60,7 @@ class Table:
     _closer: Callable[[], None] | None = field(default=None, repr=False, compare=False)
     _header_cells: int = field(default=0, repr=False, compare=False)  # the header row's cells, blank ones too
     _csv: csv_reader.CsvSource | None = field(default=None, repr=False, compare=False)
+    _sheet: calamine_reader.Sheet | None = field(default=None, repr=False, compare=False)  # batches read it by column
 
     def rows(self, records: Iterator[tuple[int, list]] | None = None, counted: int = 0
              ) -> Iterator[tuple[int, list]]:
@@ -234,7 +235,7 @@ def _open_xlsx(source, opener, sheet: str | None) -> Table:
         with opener() as f:
             sheets = calamine_reader.open_workbook(f, "xlsx")
         (name, names), chosen = _choose_sheet(sheets, calamine_reader.records, calamine_reader.hidden, sheet)
-        return Table("xlsx", names, name, [], 0, chosen.records)
+        return Table("xlsx", names, name, [], 0, chosen.records, _sheet=chosen)
     # openpyxl reads the zip lazily, so the file stays open with the table. A file object, not
     # the path: openpyxl refuses paths by their extension, and an .xlsx saved as .xls is fine here.
     own = isinstance(source, (str, os.PathLike))
@@ -297,7 +298,7 @@ def _open_xls(opener, sheet: str | None) -> Table:
     try:
         sheets = calamine_reader.open_workbook(io.BytesIO(data), "xls")
         (name, names), chosen = _choose_sheet(sheets, calamine_reader.records, calamine_reader.hidden, sheet)
-        return Table("xls", names, name, [], 0, chosen.records)
+        return Table("xls", names, name, [], 0, chosen.records, _sheet=chosen)
     except FileRefused as refused:
         if refused.message != excel_reader.DAMAGED:
             raise  # several sheets, no such sheet, an empty workbook: calamine read it fine

@@ -3,7 +3,8 @@
 CSV files are read by polars piece by piece (csv_frames) and the rules Table.rows() and csv_reader
 apply to each record (line numbers, blank rows, the header and rows above it, formula prefixes, cell
 length, quoted line breaks, shifted rows, the row limit) are applied column-wise. Where polars cannot
-read on, and for workbooks, the rows come from Table.rows() itself and are turned into columns.
+read on, and for workbooks openpyxl or xlrd stream, the rows come from Table.rows() itself and are
+turned into columns. A sheet calamine loaded is converted and blank-checked column by column.
 """
 from collections.abc import Iterator
 from contextlib import nullcontext

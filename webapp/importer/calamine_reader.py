@@ -34,6 +34,7 @@ class Sheet:
         self._loaded = None
 
     def _load(self):
+        """The loaded sheet (calamine reads it whole, once)."""
         if self._loaded is None:
             self._loaded = self.workbook.get_sheet_by_name(self.name)
         return self._loaded
@@ -54,7 +55,6 @@ class Sheet:
             raise
         except Exception:  # calamine's errors on damaged XML, forbidden entities, truncated members
             raise FileRefused(DAMAGED) from None
-
 
     def chunks(self, first: int, size: int) -> Iterator[tuple[int, int, list[list]]]:
         """(number of the chunk's first row, blank columns left of the cells, rows) from row `first` on.

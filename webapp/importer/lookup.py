@@ -88,10 +88,12 @@ def load_state(account_id: int, ids) -> pl.DataFrame:
         # "= ANY" of a sorted array: a bitmap scan of the primary key, faster here than a join on unnest.
         sql = (f"SELECT {names}, {_version()} AS version FROM \"{PERSONAS}\" AS p "
                "WHERE p.id = ANY(%s::bigint[]) AND p.account_id = %s")
-        text = pl.read_csv(io.BytesIO(bulk.copy_out(sql, [ids, account_id])), infer_schema=False)
+        # The ids as one array literal: psycopg2 adapts a list element by element (80 ms per 40,000 ids).
+        array = "{" + ",".join(map(str, ids)) + "}"
+        text = pl.read_csv(io.BytesIO(bulk.copy_out(sql, [array, account_id])), infer_schema=False)
         named = (f"SELECT persona_id AS id, string_agg(name, E'{NAME_JOIN}' ORDER BY name) AS attributes "
                  f'FROM "{ATTRIBUTES}" WHERE persona_id = ANY(%s::bigint[]) GROUP BY persona_id')
-        names_of = pl.read_csv(io.BytesIO(bulk.copy_out(named, [ids])), infer_schema=False,
+        names_of = pl.read_csv(io.BytesIO(bulk.copy_out(named, [array])), infer_schema=False,
                                schema_overrides={"id": pl.String, "attributes": pl.String})
         text = text.join(names_of, on="id", how="left").select(list(schema))
     else:

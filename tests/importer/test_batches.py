@@ -161,9 +161,13 @@ def test_random_workbooks_read_alike(tmp_path, rows, size, kind):
     rows = test_calamine._clean(rows)
     if kind == "xls":
         rows = [[c for c in row if not isinstance(c, int) or isinstance(c, bool) or abs(c) < 2 ** 31] for row in rows]
-    write = corpus.xlsx_file if kind == "xlsx" else corpus.xls_file
-    path = write(tmp_path / f"w.{kind}", {"Customers": [HEADER, *rows]})
+    path = _workbook(tmp_path, kind, [HEADER, *rows])
     assert _batched(path, size) == _rows(path)
+
+
+def _workbook(tmp_path, kind: str, rows: list):
+    write = corpus.xlsx_file if kind == "xlsx" else corpus.xls_file
+    return write(tmp_path / f"w.{kind}", {"Customers": rows})
 
 
 WORKBOOK_CASES = {
@@ -180,8 +184,7 @@ WORKBOOK_CASES = {
 @pytest.mark.parametrize("kind", ["xlsx", "xls"])
 @pytest.mark.parametrize("name", list(WORKBOOK_CASES))
 def test_workbook_batches_equal_rows(tmp_path, kind, name):
-    write = corpus.xlsx_file if kind == "xlsx" else corpus.xls_file
-    path = write(tmp_path / f"w.{kind}", {"Customers": WORKBOOK_CASES[name]})
+    path = _workbook(tmp_path, kind, WORKBOOK_CASES[name])
     for size in (1, 2, 50):
         assert _batched(path, size) == _rows(path)
     assert _rows(path)  # every case has data rows

@@ -15,7 +15,7 @@ import polars as pl
 from webapp.importer import csv_frames, csv_reader
 from webapp.importer.columns import WHITESPACE, WHITESPACE_CLASS
 from webapp.importer.errors import FileRefused
-from webapp.importer.excel_reader import finish_row
+from webapp.importer.excel_reader import finish_cell
 from webapp.importer.parse import Batch
 from webapp.importer.readers import Table, shifted_row, too_many_rows
 from webapp.importer.safe_cells import PREFIX, TRIGGERS
@@ -73,7 +73,7 @@ def _sheet_batches(table: Table, sheet, size: int) -> Iterator[Batch]:
             cells, holds = _sheet_column(raw[index] if 0 <= index < len(raw) else None, len(rows), sheet.cell)
             columns.append(cells)
             filled.append(holds)
-        keep = pl.select(pl.any_horizontal(filled)).to_series() if filled else pl.Series([False] * len(rows))
+        keep = pl.select(pl.any_horizontal(filled)).to_series()  # a table has at least one header
         lines = pl.int_range(first, first + len(rows), dtype=pl.Int64, eager=True)
         if not keep.all():
             lines = lines.filter(keep)
@@ -97,14 +97,12 @@ def _sheet_column(raw: tuple | None, rows: int, cell) -> tuple[pl.Series | list,
             return (frame.select(pl.when(pl.col("c") != "").then(pl.col("c"))).to_series(),
                     frame.select(_filled("c")).to_series())
     cells = [cell(value) for value in raw]
-    holds = []
-    for i, value in enumerate(cells):
-        if value.__class__ is str:
-            one = [value]
-            holds.append(finish_row(one))
-            cells[i] = one[0]
-        else:
-            holds.append(value is not None)
+    holds = [True] * len(cells)
+    for i, value in enumerate(cells):  # numbers and dates, the most of such columns, are kept as they are
+        if value is None:
+            holds[i] = False
+        elif value.__class__ is str:
+            cells[i], holds[i] = finish_cell(value)
     return (pl.Series(cells, dtype=pl.String) if _all_text(cells) else cells), pl.Series(holds, dtype=pl.Boolean)
 
 

@@ -16,6 +16,7 @@ from webapp.importer.excel_reader import DAMAGED, finish_row
 
 # Declared uncompressed bytes of the worksheets and shared strings calamine may load (~190 MB in memory).
 BUDGET = 128 * 1024 * 1024
+RECORD_CHUNK = 1000  # rows taken from calamine at a time for records()
 
 
 def fits(members: dict[str, int]) -> bool:
@@ -41,20 +42,13 @@ class Sheet:
 
     def records(self) -> Iterator[tuple[int, list]]:
         """(row number, cells) of the sheet's non-blank rows, as a spreadsheet numbers them."""
-        try:
-            sheet, cell = self._load(), self.cell
-            if sheet.start is None:
-                return  # an empty sheet has no used range
-            # iter_rows starts at row 1 but at the used range's first column, which may be right of column A.
-            padding = [None] * sheet.start[1]
-            for number, row in enumerate(sheet.iter_rows(), 1):
-                cells = padding + [cell(value) for value in row]
+        cell = self.cell
+        for first, padding, rows in self.chunks(1, RECORD_CHUNK):
+            blank = [None] * padding
+            for number, row in enumerate(rows, first):
+                cells = blank + [cell(value) for value in row]
                 if finish_row(cells):
                     yield number, cells
-        except FileRefused:
-            raise
-        except Exception:  # calamine's errors on damaged XML, forbidden entities, truncated members
-            raise FileRefused(DAMAGED) from None
 
     def chunks(self, first: int, size: int) -> Iterator[tuple[int, int, list[list]]]:
         """(number of the chunk's first row, blank columns left of the cells, rows) from row `first` on.
@@ -64,17 +58,16 @@ class Sheet:
         try:
             sheet = self._load()
             if sheet.start is None:
-                return
-            rows = sheet.iter_rows()  # from row 1, as in records()
+                return  # an empty sheet has no used range
+            # iter_rows starts at row 1 but at the used range's first column, which may be right of column A.
+            rows = sheet.iter_rows()
             for _ in islice(rows, first - 1):
                 pass
             number = first
             while chunk := list(islice(rows, size)):
                 yield number, sheet.start[1], chunk
                 number += len(chunk)
-        except FileRefused:
-            raise
-        except Exception:  # as in records()
+        except Exception:  # calamine's errors on damaged XML, forbidden entities, truncated members
             raise FileRefused(DAMAGED) from None
 
 

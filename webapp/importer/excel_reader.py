@@ -71,15 +71,23 @@ def finish_row(cells: list) -> bool:
         if cell is None:
             continue
         if cell.__class__ is str:
-            if cell[:1] == "'":
-                cells[i] = cell = unneutralize(cell)
-            if "\x00" in cell:
-                # .xls strings may hold NULs (never customer data) and PostgreSQL text cannot store them.
-                cells[i] = cell = cell.replace("\x00", "")
-            if not cell or cell.isspace():
+            cells[i], filled = finish_cell(cell)
+            if not filled:
                 continue
         blank = False
     return not blank
+
+
+def finish_cell(cell) -> tuple[object, bool]:
+    """The cell without our report's quote prefix and NUL characters, and whether it holds anything."""
+    if cell.__class__ is not str:
+        return cell, cell is not None
+    if cell[:1] == "'":
+        cell = unneutralize(cell)
+    if "\x00" in cell:
+        # .xls strings may hold NULs (never customer data) and PostgreSQL text cannot store them.
+        cell = cell.replace("\x00", "")
+    return cell, bool(cell) and not cell.isspace()
 
 
 # --- XLSX --------------------------------------------------------------------------------

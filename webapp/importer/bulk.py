@@ -1,6 +1,7 @@
 """Set-based writes through Peewee's connection: COPY and unnested arrays on PostgreSQL, executemany on SQLite."""
 import io
 import json
+import struct
 import zlib
 
 from webapp.db import db, is_postgres
@@ -154,6 +155,27 @@ def _staging_table_of(cursor, table: str, frame, version: str | None) -> str:
     if version:
         cursor.execute(f'ALTER TABLE "{staging}" ADD COLUMN IF NOT EXISTS "{version}" text')
     return staging
+
+
+def copy_binary_row(table: str, columns: list[str], values: list[int | str | bytes]) -> None:
+    """Insert one row by COPY in binary format: ints into 4-byte integer columns, text, bytes into bytea."""
+    names = ", ".join(f'"{c}"' for c in columns)
+    row = b"".join([b"PGCOPY\n\xff\r\n\x00", struct.pack(">iih", 0, 0, len(values)),
+                    *map(_binary_field, values), struct.pack(">h", -1)])
+    db.cursor().copy_expert(f'COPY "{table}" ({names}) FROM STDIN (FORMAT binary)', io.BytesIO(row))
+
+
+def _binary_field(value: int | str | bytes) -> bytes:
+    """A field of COPY's binary format: its length, then its bytes."""
+    if isinstance(value, int):
+        return struct.pack(">ii", 4, value)
+    data = value.encode() if isinstance(value, str) else value
+    return struct.pack(">i", len(data)) + data
+
+
+def id_array(ids) -> str:
+    """Integer ids as one PostgreSQL array literal: psycopg2 adapts a list element by element (2 µs each)."""
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def copy_out(sql: str, params: list) -> bytes:

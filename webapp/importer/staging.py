@@ -4,11 +4,11 @@ Any worker on any machine can apply an import: the chunks live beside the import
 chunk is an Arrow IPC stream (lz4), a few megabytes for fifty thousand rows.
 """
 import io
-import struct
 
 import polars as pl
 
 from webapp.db import db, is_postgres
+from webapp.importer import bulk
 from webapp.models import StagedChunk
 
 
@@ -31,25 +31,10 @@ def save(import_id: int, kind: str, frame: pl.DataFrame) -> None:
     first, last, data = frame["seq"][0], frame["seq"][-1], encode(frame)
     if is_postgres():
         # COPY in binary sends the blob as it is; an INSERT parameter travels hex-escaped (6x slower).
-        table = StagedChunk._meta.table_name
-        db.cursor().copy_expert(f'COPY "{table}" (upload_id, kind, first_seq, last_seq, data) FROM STDIN '
-                                "(FORMAT binary)", io.BytesIO(_binary_row(import_id, kind, first, last, data)))
+        bulk.copy_binary_row(StagedChunk._meta.table_name, ["upload_id", "kind", "first_seq", "last_seq", "data"],
+                             [import_id, kind, first, last, data])
     else:
         StagedChunk.insert(upload=import_id, kind=kind, first_seq=first, last_seq=last, data=data).execute()
-
-
-def _binary_row(*values: int | str | bytes) -> bytes:
-    """One row in COPY's binary format (header, fields, trailer)."""
-    return b"".join([b"PGCOPY\n\xff\r\n\x00", struct.pack(">iih", 0, 0, len(values)),
-                     *map(_binary_field, values), struct.pack(">h", -1)])
-
-
-def _binary_field(value: int | str | bytes) -> bytes:
-    """An int as the table's 4-byte integer, text as UTF-8, bytes as they are; each after its length."""
-    if isinstance(value, int):
-        return struct.pack(">ii", 4, value)
-    data = value.encode() if isinstance(value, str) else value
-    return struct.pack(">i", len(data)) + data
 
 
 def load(import_id: int, kind: str, after: int, until: int) -> pl.DataFrame | None:

@@ -63,7 +63,9 @@ def update_personas(personas: pl.DataFrame, columns: list[str], now, checked: bo
                             *(["version"] if checked and is_postgres() else []))
     written = bulk.update_frame(Persona._meta.table_name, frame,
                                 version="version" if checked and is_postgres() else None)
-    add_attributes(personas.filter(pl.col("id").is_in(list(written))), ignore_conflicts=True)
+    # A persona written here still had the attributes read with its version (every gain rewrites the
+    # persona's row), so its new names are not there yet: a plain COPY, not an INSERT that checks each.
+    add_attributes(personas.filter(pl.col("id").is_in(list(written))), ignore_conflicts=False)
     return written
 
 

@@ -32,17 +32,11 @@ from webapp.importer.readers import open_table
 from webapp.importer.storage import opened_file
 from webapp.models import AppliedUnit, Audience, AuditEntry, Import, utcnow
 
-UNIT_ROWS = 25_000
 # A unique-key race or a deadlock with a concurrent import is retried on fresh data.
 CONFLICT_RETRIES = 8
 # PostgreSQL: deadlock_detected, serialization_failure.
 RETRYABLE_PGCODES = {"40P01", "40001"}
 parse_context = validation.parse_context
-
-
-def default_chunk_rows() -> int:
-    """Rows per unit of the apply (IMPORT_CHUNK_ROWS, default 25,000: two units in flight stay in 400 MB)."""
-    return int(os.environ.get("IMPORT_CHUNK_ROWS") or UNIT_ROWS)
 
 
 @contextmanager
@@ -67,7 +61,7 @@ def apply(import_id: int, lease: str, chunk_rows: int | None = None, after_chunk
     retried on fresh data, all of it through the Merger. after_chunk() runs after each unit commits.
     """
     upload = Import.get_by_id(import_id)
-    size = _unit_rows(upload, lease, chunk_rows or default_chunk_rows())
+    size = _unit_rows(upload, lease, chunk_rows or staging.unit_rows())
     stamp = _stamp(upload)
     _learn_created(stamp, import_id)
     context = Unit(upload=upload, lease=lease, size=size, stamp=stamp, plan=Plan.of(upload.headers, upload.mapping),

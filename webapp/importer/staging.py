@@ -4,12 +4,20 @@ Any worker on any machine can apply an import: the chunks live beside the import
 chunk is an Arrow IPC stream (lz4), a few megabytes for fifty thousand rows.
 """
 import io
+import os
 
 import polars as pl
 
 from webapp.db import db, is_postgres
 from webapp.importer import bulk
 from webapp.models import StagedChunk
+
+UNIT_ROWS = 25_000
+
+
+def unit_rows() -> int:
+    """Rows per unit of the apply (IMPORT_CHUNK_ROWS, default 25,000: two units in flight stay in 400 MB)."""
+    return int(os.environ.get("IMPORT_CHUNK_ROWS") or UNIT_ROWS)
 
 
 def encode(frame: pl.DataFrame, compression: str = "lz4") -> bytes:
@@ -25,9 +33,21 @@ def decode(data: bytes) -> pl.DataFrame:
 
 
 def save(import_id: int, kind: str, frame: pl.DataFrame) -> None:
-    """Keep a frame of rows of one kind (its "seq" column numbers them, in order) for the apply."""
+    """Keep a frame of rows of one kind (its "seq" column numbers them, in order) for the apply.
+
+    It is kept in pieces of the apply's units (seq 1 to 25,000, 25,001 to 50,000, ...), so a unit
+    decodes its own rows only.
+    """
     if frame.is_empty():
         return
+    size = unit_rows()
+    pieces = frame.with_columns(_unit=(pl.col("seq") - 1) // size).partition_by(
+        "_unit", maintain_order=True, include_key=False)
+    for piece in pieces:
+        _save_piece(import_id, kind, piece)
+
+
+def _save_piece(import_id: int, kind: str, frame: pl.DataFrame) -> None:
     first, last, data = frame["seq"][0], frame["seq"][-1], encode(frame)
     if is_postgres():
         # COPY in binary sends the blob as it is; an INSERT parameter travels hex-escaped (6x slower).

@@ -175,7 +175,10 @@ def test_revert_from_the_history_page(owner_client, csrf, account_a, make_person
     response = owner_client.get(f"/imports/{done.id}/revert")
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" in page and f"Revert import #{done.id}" in page
-    assert "<strong>3</strong> personas it created will be" in page and "<strong>1</strong> persona it updated" in page
+    assert "remove <strong>3</strong> personas it created" in page
+    assert "give <strong>1</strong> persona back what they had before;" in page
+    assert "subtract <strong>20</strong> points in all, from <strong>1</strong> persona;" in page
+    assert "Everything this import did can be reverted." in page
     assert "Revert import</button>" in page and Import.get_by_id(done.id).status == "completed"
 
     # The revert runs in the background: its page polls itself until the result is there.

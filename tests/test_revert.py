@@ -165,3 +165,143 @@ def test_cli_revert_prints_reverted_and_not_reverted(runner, account_a, owner_a,
 
     code, data, _ = invoke(runner, "revert", first.id, "--account", "Alpha", "--user", "owner-a@example.com")
     assert code == 2 and data["status"] == "refused" and "already reverted" in data["error"]
+
+
+# A later import whose row carried the same value changed nothing and left no audit entry, yet it re-asserted
+# the value: reverting the earlier import keeps it.
+SAME_FILE = [["Email", "First Name", "Birthday", "Zip", "Customer Type"],
+             [A, "Anna", "1990-04-20", "94102", "Medical"], [B, "Bob", "1985-01-31", "02134", "Recreational"]]
+
+
+def test_reverting_an_import_a_later_import_repeated_keeps_every_value_and_customer(
+        account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A)
+    first = import_rows(account_a, owner_a, tmp_path, SAME_FILE, name="one.csv")
+    second = import_rows(account_a, owner_a, tmp_path, SAME_FILE, name="two.csv")
+    assert second.counts["unchanged"] == 2 and not audit(second)
+    before = personas(account_a)
+    result = revert_module.revert(first.id, account_a.id, owner_a.id)
+    assert personas(account_a) == before  # nothing blanked, Bob (created by #1, reached by #2) kept
+    same = f"kept: a later import set the same value (import #{second.id})"
+    assert [r["reason"] for r in result["not_reverted"] if r["persona"] == A] == [
+        f"{name} {same}" for name in ("First Name", "Birthday", "Postal Code", "Customer Type")]
+    bob = [r["reason"] for r in result["not_reverted"] if r["persona"] == B]
+    assert bob[0].startswith(f"created by this import and reached since by import #{second.id}: the customer was kept")
+    assert bob[1:] == [f"{name} {same}" for name in ("First Name", "Birthday", "Postal Code", "Customer Type")]
+    assert result["reverted"] == 0 and not AuditEntry.select().where(AuditEntry.action == "reverted").exists()
+
+
+def test_a_later_row_with_a_blank_cell_did_not_set_the_value_again(account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A, first_name="Ann", city="Oakland")
+    first = import_rows(account_a, owner_a, tmp_path, [["Email", "First Name", "City"], [A, "Anna", "Berkeley"]],
+                        name="one.csv")
+    second = import_rows(account_a, owner_a, tmp_path, [["Email", "First Name", "City"], [A, "", "Berkeley"]],
+                         name="two.csv")
+    result = _revert(first, owner_a)
+    assert result == {"reverted": 1, "not_reverted": [
+        {"persona": A, "reason": f"City kept: a later import set the same value (import #{second.id})"}]}
+    ann = persona_by(account_a, email=A)
+    assert (ann["first_name"], ann["city"]) == ("Ann", "Berkeley")
+    [entry] = AuditEntry.select().where(AuditEntry.action == "reverted")
+    assert entry.changes == {"first_name": ["Anna", "Ann"]}
+
+
+def test_a_later_import_whose_file_was_deleted_may_have_set_the_value_so_it_stays(
+        account_a, owner_a, tmp_path, make_persona):
+    from webapp.importer import flow
+
+    make_persona(account_a, email=A, city="Oakland")
+    first = import_rows(account_a, owner_a, tmp_path, [["Email", "City"], [A, "Berkeley"]], name="one.csv")
+    second = import_rows(account_a, owner_a, tmp_path, [["Email", "City"], [A, "Berkeley"]], name="two.csv")
+    flow.delete_file(Import.get_by_id(second.id))
+    [kept] = _revert(first, owner_a)["not_reverted"]
+    assert kept["reason"] == (f"City kept: a later import may have set the same value (import #{second.id}; "
+                              "its file was deleted, so its rows cannot be checked)")
+    assert persona_by(account_a, email=A)["city"] == "Berkeley"
+
+
+NEVER_OPT_IN = "SMS opt-out kept: opt-outs are never undone by a revert; collect consent again"
+
+
+def test_a_revert_never_lifts_an_opt_out_the_import_recorded(account_a, owner_a, tmp_path):
+    opted_in = import_rows(account_a, owner_a, tmp_path, [["Email", "SMS Opt In"], [A, "TRUE"]], name="in.csv")
+    opt_out = import_rows(account_a, owner_a, tmp_path, [["Email", "Explicit SMS Opt-out", "City"], [A, "TRUE", "Reno"]],
+                          name="out.csv")
+    result = _revert(opt_out, owner_a)
+    assert result == {"reverted": 1, "not_reverted": [{"persona": A, "reason": NEVER_OPT_IN}]}
+    ann = Persona.get(Persona.email == A)
+    assert (ann.sms_opt_in, ann.sms_opt_out, ann.city) == (False, True, None)
+    assert ann.sms_consent_import == opt_out.id  # the opt-out in force is still the one that import recorded
+    [entry] = AuditEntry.select().where(AuditEntry.action == "reverted")
+    assert entry.changes == {"city": ["Reno", None]}
+    assert opted_in.id < opt_out.id
+
+
+def test_reverting_an_opt_in_that_lifted_an_opt_out_restores_the_opt_out_with_its_stamps(
+        account_a, owner_a, tmp_path):
+    out = import_rows(account_a, owner_a, tmp_path, [["Email", "Explicit SMS Opt-out"], [A, "TRUE"]], name="out.csv")
+    stamped = Persona.get(Persona.email == A)
+    lifted = import_rows(account_a, owner_a, tmp_path, [["Email", "SMS Opt In"], [A, "TRUE"]], name="in.csv",
+                         terms="terms-test-2")
+    assert Persona.get(Persona.email == A).sms_consent_import == lifted.id
+    assert _revert(lifted, owner_a) == {"reverted": 1, "not_reverted": []}
+    ann = Persona.get(Persona.email == A)
+    assert (ann.sms_opt_in, ann.sms_opt_out) == (False, True)
+    assert (ann.sms_consent_at, ann.sms_consent_import, ann.sms_consent_user, ann.sms_consent_terms) == (
+        stamped.sms_consent_at, out.id, owner_a.id, "terms-test-1")
+    [entry] = AuditEntry.select().where(AuditEntry.action == "reverted")
+    assert entry.changes["sms_opt_out"] == [False, True] and entry.changes["sms_consent_import"] == [lifted.id, out.id]
+
+
+def test_an_opt_in_a_later_import_box_set_again_stays(account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A)
+    first = import_rows(account_a, owner_a, tmp_path, [["Email"], [A]], name="one.csv", opt_in_sms=True)
+    second = import_rows(account_a, owner_a, tmp_path, [["Email"], [A]], name="two.csv", opt_in_sms=True)
+    result = _revert(first, owner_a)
+    assert result["not_reverted"] == [
+        {"persona": A, "reason": f"Opt-in SMS kept: a later import set the same value (import #{second.id})"}]
+    assert Persona.get(Persona.email == A).sms_opt_in is True
+
+
+def test_the_preview_says_what_a_revert_would_do_and_changes_nothing(account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A, points=5, sms_opt_in=True)
+    make_persona(account_a, email=C, first_name="Cy")
+    first = import_rows(account_a, owner_a, tmp_path, [
+        ["Email", "First Name", "Points", "Explicit SMS Opt-out"], [A, "Anna", "10", "TRUE"], [B, "Bob", "3", ""],
+        [C, "Cyrus", "", ""]], name="one.csv")
+    import_rows(account_a, owner_a, tmp_path, [["Email", "First Name"], [C, "Cyrus"]], name="two.csv")
+    before = personas(account_a)
+    found = revert_module.preview(Import.get_by_id(first.id))
+    assert personas(account_a) == before and not AuditEntry.select().where(AuditEntry.action == "reverted").exists()
+    assert {k: found[k] for k in ("remove", "restore", "fields", "points", "points_personas", "consent",
+                                  "not_reverted")} == {
+        "remove": 1, "restore": 1, "fields": {"First Name": 1}, "points": 10, "points_personas": 1, "consent": 0,
+        "not_reverted": 2}
+    assert [item["persona"] for item in found["sample"]] == [A, C]
+    assert found["sample"][0]["reason"] == NEVER_OPT_IN
+    result = _revert(first, owner_a)
+    assert result["not_reverted"] == found["sample"] and result["reverted"] == 2
+
+
+def test_the_confirmation_page_shows_the_preview(owner_client, account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A, sms_opt_in=True)
+    first = import_rows(account_a, owner_a, tmp_path, [
+        ["Email", "First Name", "Points", "Explicit SMS Opt-out"], [A, "Anna", "10", "TRUE"], [B, "Bob", "3", ""]])
+    page = owner_client.get(f"/imports/{first.id}/revert").get_data(as_text=True)
+    assert "remove <strong>1</strong> persona it created" in page
+    assert "give <strong>1</strong> persona back what they had before (First Name: 1);" in page
+    assert "subtract <strong>10</strong> points in all, from <strong>1</strong> persona;" in page
+    assert "<strong>1</strong> change stays, listed after the revert</h2>" in page
+    assert f"<tr><td>{A}</td><td>{NEVER_OPT_IN}</td></tr>" in page
+    assert persona_by(account_a, email=A)["first_name"] == "Anna"
+
+
+def test_cli_revert_lists_every_kept_value_and_opt_out(runner, account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A, sms_opt_in=True)
+    rows = [["Email", "City", "Explicit SMS Opt-out"], [A, "Reno", "TRUE"]]
+    first = import_rows(account_a, owner_a, tmp_path, rows, name="one.csv")
+    second = import_rows(account_a, owner_a, tmp_path, rows, name="two.csv")
+    code, data, _ = invoke(runner, "revert", first.id, "--account", "Alpha", "--user", "owner-a@example.com")
+    assert code == 0 and data == {"reverted": 0, "not_reverted": [
+        {"persona": A, "reason": f"City kept: a later import set the same value (import #{second.id})"},
+        {"persona": A, "reason": NEVER_OPT_IN}]}

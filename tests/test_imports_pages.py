@@ -200,6 +200,9 @@ def test_revert_from_the_history_page(owner_client, csrf, account_a, make_person
     assert owner_client.get(f"/imports/{done.id}/revert").status_code == 409
     history = owner_client.get("/imports").get_data(as_text=True)
     assert "Reverted" in history and f'href="/imports/{done.id}/revert"' not in history
+    line = re.search(r'<div class="hint" data-revert>(.*?)</div>', history, re.S).group(1)
+    assert " ".join(line.split()) == (f"Reverted {row.reverted_at:%Y-%m-%d %H:%M} UTC by owner-a@example.com: 4 personas "
+                                      f'reverted, <a href="/imports/{done.id}/revert/result">0 kept</a>')
 
 
 def test_revert_lists_what_could_not_be_reverted(owner_client, csrf):

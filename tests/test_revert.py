@@ -305,3 +305,14 @@ def test_cli_revert_lists_every_kept_value_and_opt_out(runner, account_a, owner_
     assert code == 0 and data == {"reverted": 0, "not_reverted": [
         {"persona": A, "reason": f"City kept: a later import set the same value (import #{second.id})"},
         {"persona": A, "reason": NEVER_OPT_IN}]}
+
+
+def test_rows_that_interact_set_values_again_too(account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A)
+    rows = [["Email", "First Name", "Points"], [A, "Anna", "1"], [A, "", "2"]]  # one persona, two rows: the Merger's
+    first = import_rows(account_a, owner_a, tmp_path, rows, name="one.csv")
+    second = import_rows(account_a, owner_a, tmp_path, rows, name="two.csv")
+    result = _revert(first, owner_a)
+    assert result["not_reverted"] == [
+        {"persona": A, "reason": f"First Name kept: a later import set the same value (import #{second.id})"}]
+    assert (persona_by(account_a, email=A)["first_name"], persona_by(account_a, email=A)["points"]) == ("Anna", 3)

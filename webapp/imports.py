@@ -55,8 +55,10 @@ def detail(import_id: int):
 
 def history_query():
     """The current account's imports, newest first, with who ran them."""
-    return (Import.select(Import, User.email.alias("user_email"))
+    reverter = User.alias()
+    return (Import.select(Import, User.email.alias("user_email"), reverter.email.alias("reverted_by_email"))
             .join(User, JOIN.LEFT_OUTER, on=(Import.user == User.id))
+            .join_from(Import, reverter, JOIN.LEFT_OUTER, on=(Import.reverted_by == reverter.id))
             .where(Import.account == g.account)
             .order_by(Import.created_at.desc(), Import.id.desc()))
 

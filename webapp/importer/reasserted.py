@@ -16,6 +16,7 @@ from webapp.models import Audience, AudienceMember, Import
 
 SETTLED = ("completed", "failed")
 KEY_COLUMNS = ("target", "email_id", "phone_id")
+ROWS_PER_READ = 50_000  # a kept chunk's size: read one at a time, keep only a few columns of it
 
 
 class Later:
@@ -73,16 +74,25 @@ class Later:
                 yield persona_id, row
 
     def _rows_of(self, later: Import) -> pl.DataFrame:
+        """The later import's applied-worthy rows, only the columns asked of them (kept chunks hold far more)."""
         if later.id not in self._rows:
-            frames = [staging.load(later.id, kind, 0, later.rows_total or 0) for kind in ("alone", "together")]
-            frame = pl.concat([f for f in frames if f is not None] or [pl.DataFrame()], how="diagonal_relaxed")
-            for column in (*KEY_COLUMNS, "email", "phone", "error", "rejection"):
-                if column not in frame.columns:
-                    dtype = pl.Int64 if column in KEY_COLUMNS else pl.String
-                    frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(column))
-            wanted = [c for c in (*KEY_COLUMNS, *FIELDS, "attributes") if c in frame.columns]
-            self._rows[later.id] = frame.filter(pl.col("error").is_null() & pl.col("rejection").is_null()).select(wanted)
+            frames = []
+            for kind in ("alone", "together"):
+                for after in range(0, later.rows_total or 0, ROWS_PER_READ):
+                    frame = staging.load(later.id, kind, after, after + ROWS_PER_READ)
+                    if frame is not None:
+                        frames.append(_wanted(frame))
+            self._rows[later.id] = pl.concat(frames, how="diagonal_relaxed") if frames else _wanted(pl.DataFrame())
         return self._rows[later.id]
+
+
+def _wanted(frame: pl.DataFrame) -> pl.DataFrame:
+    """A kept chunk's rows without a rejection, with the keys and cells a re-assertion is read from."""
+    for column in (*KEY_COLUMNS, "email", "phone", "error", "rejection"):
+        if column not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.Int64 if column in KEY_COLUMNS else pl.String).alias(column))
+    wanted = [c for c in (*KEY_COLUMNS, *FIELDS, "attributes") if c in frame.columns]
+    return frame.filter(pl.col("error").is_null() & pl.col("rejection").is_null()).select(wanted)
 
 
 def _same(cell, value) -> bool:

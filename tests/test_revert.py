@@ -206,18 +206,21 @@ def test_a_later_row_with_a_blank_cell_did_not_set_the_value_again(account_a, ow
     assert entry.changes == {"first_name": ["Anna", "Ann"]}
 
 
-def test_a_later_import_whose_file_was_deleted_may_have_set_the_value_so_it_stays(
+def test_a_later_import_whose_file_was_deleted_still_counts_what_its_rows_set(
         account_a, owner_a, tmp_path, make_persona):
     from webapp.importer import flow
 
-    make_persona(account_a, email=A, city="Oakland")
-    first = import_rows(account_a, owner_a, tmp_path, [["Email", "City"], [A, "Berkeley"]], name="one.csv")
-    second = import_rows(account_a, owner_a, tmp_path, [["Email", "City"], [A, "Berkeley"]], name="two.csv")
-    flow.delete_file(Import.get_by_id(second.id))
-    [kept] = _revert(first, owner_a)["not_reverted"]
-    assert kept["reason"] == (f"City kept: a later import may have set the same value (import #{second.id}; "
-                              "its file was deleted, so its rows cannot be checked)")
-    assert persona_by(account_a, email=A)["city"] == "Berkeley"
+    make_persona(account_a, email=A, first_name="Ann", city="Oakland")
+    first = import_rows(account_a, owner_a, tmp_path, [["Email", "First Name", "City"], [A, "Anna", "Berkeley"],
+                                                       [B, "Bob", ""]], name="one.csv")
+    second = import_rows(account_a, owner_a, tmp_path, [["Email", "First Name", "City"], [A, "", "Berkeley"]],
+                         name="two.csv")
+    flow.delete_file(Import.get_by_id(second.id))  # its kept rows and audience go; a digest of them stays
+    assert not Audience.select().where(Audience.source_import == second.id).exists()
+    result = _revert(first, owner_a)
+    assert result == {"reverted": 2, "not_reverted": [
+        {"persona": A, "reason": f"City kept: a later import set the same value (import #{second.id})"}]}
+    assert [(p["email"], p["first_name"], p["city"]) for p in personas(account_a)] == [(A, "Ann", "Berkeley")]
 
 
 NEVER_OPT_IN = "SMS opt-out kept: opt-outs are never undone by a revert; collect consent again"
@@ -238,7 +241,7 @@ def test_a_revert_never_lifts_an_opt_out_the_import_recorded(account_a, owner_a,
 
 
 def test_reverting_an_opt_in_that_lifted_an_opt_out_restores_the_opt_out_with_its_stamps(
-        account_a, owner_a, tmp_path):
+        owner_client, account_a, owner_a, tmp_path):
     out = import_rows(account_a, owner_a, tmp_path, [["Email", "Explicit SMS Opt-out"], [A, "TRUE"]], name="out.csv")
     stamped = Persona.get(Persona.email == A)
     lifted = import_rows(account_a, owner_a, tmp_path, [["Email", "SMS Opt In"], [A, "TRUE"]], name="in.csv",
@@ -251,6 +254,10 @@ def test_reverting_an_opt_in_that_lifted_an_opt_out_restores_the_opt_out_with_it
         stamped.sms_consent_at, out.id, owner_a.id, "terms-test-1")
     [entry] = AuditEntry.select().where(AuditEntry.action == "reverted")
     assert entry.changes["sms_opt_out"] == [False, True] and entry.changes["sms_consent_import"] == [lifted.id, out.id]
+    page = owner_client.get(f"/personas/{ann.id}").get_data(as_text=True)
+    consent = page[page.index("<dt>SMS</dt>"):page.index("</dd>", page.index("<dt>SMS</dt>"))]
+    assert f'by <a href="/imports/{out.id}">import #{out.id}</a>, terms version terms-test-1' in consent
+    assert f"import #{lifted.id}" not in consent
 
 
 def test_an_opt_in_a_later_import_box_set_again_stays(account_a, owner_a, tmp_path, make_persona):

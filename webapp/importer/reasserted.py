@@ -1,10 +1,10 @@
 """Values a later import's rows set again: the same value changes nothing and leaves no audit entry.
 
-Which personas a later import reached comes from its generated audience (every persona a row reached,
-created, updated or unchanged: one indexed query a chunk). Which values those rows carried comes from its
-kept column chunks (staging), read once per revert: the only record of an unchanged row's cells. A later
-import whose file was deleted has neither: every field it mapped is taken as set again (a revert keeps
-data it cannot prove unasserted, and says so).
+Which personas a later import reached comes from its generated audience (every persona a row reached:
+created, updated or unchanged); which values its rows carried, from its kept column chunks (staging), the
+only record of an unchanged row's cells. Both are read once per revert, set-based. Deleting an import's file
+deletes both, so it first keeps a digest of them (ReachedDigest: personas and the fields their rows carried,
+no values). An import whose file went before digests existed is taken to have set every field it mapped.
 """
 import datetime
 
@@ -12,86 +12,92 @@ import polars as pl
 
 from webapp.importer import staging
 from webapp.importer.fields import CHANNELS, FIELDS, PLAIN_FIELDS, attribute_name, opt_fields
-from webapp.models import Audience, AudienceMember, Import
+from webapp.models import AudienceMember, Import, Persona, ReachedDigest
 
 SETTLED = ("completed", "failed")
 KEY_COLUMNS = ("target", "email_id", "phone_id")
+OPT_FIELDS = tuple(name for channel in CHANNELS for name in opt_fields(channel))
 ROWS_PER_READ = 50_000  # a kept chunk's size: read one at a time, keep only a few columns of it
 
 
 class Later:
-    """The imports of the account applied after one import, and the cells of their rows, read once."""
+    """The imports of the account applied after one import, and what their rows carried, read once."""
 
     def __init__(self, upload: Import):
         since = upload.queued_at or upload.created_at
         self.imports = list(Import.select().where(
             (Import.account == upload.account_id) & (Import.id != upload.id) & Import.status.in_(SETTLED)
             & Import.terms_accepted_at.is_null(False) & (Import.finished_at >= since)).order_by(Import.id))
-        self._rows: dict[int, pl.DataFrame] = {}
+        self._reached: dict[int, pl.DataFrame | None] = {}
 
     def reasserted(self, personas: dict[int, dict]) -> dict[int, dict[str, Import]]:
         """persona id -> {field or "attribute:<name>": the later import that set its current value again}."""
         found: dict[int, dict[str, Import]] = {}
-        if not self.imports or not personas:
-            return found
-        reached = self._reached(list(personas))
         for later in self.imports:
-            if later.file_deleted:
+            if later.id not in self._reached:
+                self._reached[later.id] = _digest_of(later) if later.file_deleted else reached(later)
+            frame = self._reached[later.id]
+            later.unchecked = frame is None
+            if frame is None:
                 for persona in personas.values():
                     _assume_mapped(later, persona, found.setdefault(persona["id"], {}))
                 continue
-            for persona_id, row in self._rows_reaching(later, personas, reached.get(later.id, set())):
-                _note(later, personas[persona_id], row, found.setdefault(persona_id, {}))
+            for row in frame.filter(pl.col("persona_id").is_in(list(personas))).iter_rows(named=True):
+                _note(later, personas[row["persona_id"]], row, found.setdefault(row["persona_id"], {}),
+                      exact=not later.file_deleted)
         return found
 
-    def _reached(self, persona_ids: list[int]) -> dict[int, set[int]]:
-        query = (AudienceMember.select(Audience.source_import, AudienceMember.persona)
-                 .join(Audience, on=(AudienceMember.audience == Audience.id))
-                 .where(Audience.source_import.in_([i.id for i in self.imports])
-                        & AudienceMember.persona.in_(persona_ids)).tuples())
-        reached: dict[int, set[int]] = {}
-        for import_id, persona_id in query:
-            reached.setdefault(import_id, set()).add(persona_id)
-        return reached
 
-    def _rows_reaching(self, later: Import, personas: dict[int, dict], reached: set[int]):
-        """(persona id, row) for each applied row of later that reached one of personas."""
-        if not reached:
-            return
-        rows = self._rows_of(later)
-        ids = list(reached)
-        by_email = {personas[i]["email"]: i for i in ids if personas[i]["email"]}
-        by_phone = {personas[i]["phone"]: i for i in ids if personas[i]["phone"]}
-        hit = pl.lit(False)
-        for column in KEY_COLUMNS:
-            hit = hit | pl.col(column).is_in(ids).fill_null(False)
-        hit = hit | pl.col("email").is_in(list(by_email)).fill_null(False)
-        hit = hit | pl.col("phone").is_in(list(by_phone)).fill_null(False)
-        for row in rows.filter(hit).iter_rows(named=True):
-            persona_id = next((row[c] for c in KEY_COLUMNS if row[c] in reached), None)
-            persona_id = persona_id or by_email.get(row["email"]) or by_phone.get(row["phone"])
-            if persona_id is not None:
-                yield persona_id, row
+def reached(upload: Import) -> pl.DataFrame:
+    """One row per persona the import's rows reached: the last value each field carried, the attributes and
+    opt-ins/outs set TRUE. Rows find their persona among the audience's by the ids they matched, else by key."""
+    members = pl.DataFrame(list(Persona.select(Persona.id, Persona.email, Persona.phone).join(
+        AudienceMember, on=(AudienceMember.persona == Persona.id)).where(
+        AudienceMember.audience == (upload.audience_id or 0)).tuples()),
+        schema={"id": pl.Int64, "email": pl.String, "phone": pl.String}, orient="row")
+    rows = _kept_rows(upload)
+    ids = members["id"].to_list()
+    found = [rows.filter(pl.col(c).is_in(ids)).with_columns(persona_id=pl.col(c), rank=pl.lit(rank))
+             for rank, c in enumerate(KEY_COLUMNS)]
+    found += [rows.join(members.select(key, persona_id="id"), on=key, how="inner").with_columns(rank=pl.lit(3 + n))
+              for n, key in enumerate(("email", "phone"))]
+    matched = pl.concat(found, how="diagonal_relaxed").sort("seq", "rank").unique("seq", keep="first")
+    aggregates = [pl.col(name).drop_nulls().last() for name in PLAIN_FIELDS if name in matched.columns]
+    aggregates += [(pl.col(name) == True).any() for name in OPT_FIELDS if name in matched.columns]  # noqa: E712
+    if "attributes" in matched.columns:
+        aggregates.append(pl.col("attributes").explode().drop_nulls().unique())
+    return matched.sort("seq").group_by("persona_id").agg(aggregates)
 
-    def _rows_of(self, later: Import) -> pl.DataFrame:
-        """The later import's applied-worthy rows, only the columns asked of them (kept chunks hold far more)."""
-        if later.id not in self._rows:
-            frames = []
-            for kind in ("alone", "together"):
-                for after in range(0, later.rows_total or 0, ROWS_PER_READ):
-                    frame = staging.load(later.id, kind, after, after + ROWS_PER_READ)
-                    if frame is not None:
-                        frames.append(_wanted(frame))
-            self._rows[later.id] = pl.concat(frames, how="diagonal_relaxed") if frames else _wanted(pl.DataFrame())
-        return self._rows[later.id]
+
+def keep_digest(upload: Import) -> None:
+    """Before an import's kept rows and audience go: which personas they reached and which fields they carried."""
+    frame = reached(upload)
+    frame = frame.with_columns([pl.col(name).is_not_null() for name in PLAIN_FIELDS if name in frame.columns])
+    ReachedDigest.delete().where(ReachedDigest.upload == upload.id).execute()
+    ReachedDigest.insert(upload=upload.id, data=staging.encode(frame)).execute()
+
+
+def _digest_of(upload: Import) -> pl.DataFrame | None:
+    data = ReachedDigest.select(ReachedDigest.data).where(ReachedDigest.upload == upload.id).scalar()
+    return None if data is None else staging.decode(data)
+
+
+def _kept_rows(upload: Import) -> pl.DataFrame:
+    """The import's kept rows without a rejection, only the keys and cells a re-assertion is read from."""
+    frames = []
+    for kind in ("alone", "together"):
+        for after in range(0, upload.rows_total or 0, ROWS_PER_READ):
+            frame = staging.load(upload.id, kind, after, after + ROWS_PER_READ)
+            if frame is not None:
+                frames.append(_wanted(frame))
+    return pl.concat(frames, how="diagonal_relaxed") if frames else _wanted(pl.DataFrame({"seq": []}, {"seq": pl.Int64}))
 
 
 def _wanted(frame: pl.DataFrame) -> pl.DataFrame:
-    """A kept chunk's rows without a rejection, with the keys and cells a re-assertion is read from."""
     for column in (*KEY_COLUMNS, "email", "phone", "error", "rejection"):
         if column not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=pl.Int64 if column in KEY_COLUMNS else pl.String).alias(column))
-    wanted = [c for c in (*KEY_COLUMNS, *FIELDS, "attributes") if c in frame.columns]
+    wanted = [c for c in ("seq", *KEY_COLUMNS, *FIELDS, "attributes") if c in frame.columns]
     return frame.filter(pl.col("error").is_null() & pl.col("rejection").is_null()).select(wanted)
 
 
@@ -101,20 +107,23 @@ def _same(cell, value) -> bool:
     return cell == value
 
 
-def _note(later: Import, persona: dict, row: dict, found: dict) -> None:
+def _note(later: Import, persona: dict, row: dict, found: dict, exact: bool) -> None:
+    """Note what a later import's rows set again; a digest (not exact) knows only that a field was carried."""
     for name in PLAIN_FIELDS:
         cell = row.get(name)
-        if cell is not None and _same(cell, persona[name]):
+        if cell is None:
+            continue
+        if _same(cell, persona[name]) if exact else (cell is True and persona[name] is not None):
             found[name] = later
     for name in row.get("attributes") or ():
         if name in persona["attributes"]:
             found[f"attribute:{name}"] = later
     for channel in CHANNELS:
         opt_in, opt_out = opt_fields(channel)
-        if row.get(opt_out) is True:
+        if row.get(opt_out):
             if persona[opt_out]:
                 found[opt_out] = later
-        elif (row.get(opt_in) is True or later.options.get(f"opt_in_{channel}")) and persona[opt_in]:
+        elif (row.get(opt_in) or later.options.get(f"opt_in_{channel}")) and persona[opt_in]:
             found[opt_in] = later
 
 
@@ -133,9 +142,9 @@ def _assume_mapped(later: Import, persona: dict, found: dict) -> None:
 
 def why(name: str, later: Import) -> str:
     """The reason a re-asserted value is kept, as the not-reverted list gives it."""
-    if later.file_deleted:
+    if getattr(later, "unchecked", False):
         return (f"{label(name)} kept: a later import may have set the same value (import #{later.id}; its file "
-                "was deleted, so its rows cannot be checked)")
+                "was deleted before it could be checked)")
     return f"{label(name)} kept: a later import set the same value (import #{later.id})"
 
 

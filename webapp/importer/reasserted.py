@@ -90,13 +90,16 @@ def _kept_rows(upload: Import) -> pl.DataFrame:
             frame = staging.load(upload.id, kind, after, after + ROWS_PER_READ)
             if frame is not None:
                 frames.append(_wanted(frame))
-    return pl.concat(frames, how="diagonal_relaxed") if frames else _wanted(pl.DataFrame({"seq": []}, {"seq": pl.Int64}))
+    if not frames:
+        return _wanted(pl.DataFrame({"seq": []}, schema={"seq": pl.Int64}))
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def _wanted(frame: pl.DataFrame) -> pl.DataFrame:
     for column in (*KEY_COLUMNS, "email", "phone", "error", "rejection"):
         if column not in frame.columns:
-            frame = frame.with_columns(pl.lit(None, dtype=pl.Int64 if column in KEY_COLUMNS else pl.String).alias(column))
+            dtype = pl.Int64 if column in KEY_COLUMNS else pl.String
+            frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(column))
     wanted = [c for c in ("seq", *KEY_COLUMNS, *FIELDS, "attributes") if c in frame.columns]
     return frame.filter(pl.col("error").is_null() & pl.col("rejection").is_null()).select(wanted)
 

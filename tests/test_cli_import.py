@@ -15,7 +15,7 @@ A, B = "ann@example.com", "bob@example.com"
 P1 = "+14155550101"
 
 IMPORT_KEYS = {"import_id", "status", "rows", "created", "updated", "unchanged", "rejected", "warnings", "audience",
-               "problems"}
+               "audience_members", "duplicate_of", "problems"}
 PROBLEM_KEYS = {"row", "column", "value", "reason", "severity"}
 # Every field in the catalogue's order (SPEC section 2), then attributes and the archived flag.
 EXPORT_KEYS = ["email", "phone", "first_name", "last_name", "birthday", "gender", "street", "city", "state",
@@ -40,6 +40,8 @@ def test_import_prints_exactly_the_result_keys(runner, owner_a, tmp_path, make_p
     assert (data["rows"], data["created"], data["updated"], data["unchanged"], data["rejected"], data["warnings"]) == (
         4, 1, 1, 1, 1, 2)
     assert data["audience"].startswith("Import: people.csv ")
+    assert data["audience_members"] == 2  # Ann (updated, then unchanged) and Bob; the rejected row adds no one
+    assert data["duplicate_of"] is None
     assert all(set(p) == PROBLEM_KEYS for p in data["problems"])
     assert [(p["row"], p["column"], p["severity"]) for p in data["problems"]] == [
         (2, "Points", "warning"), (3, "Birthday", "warning"), (4, "", "error")]
@@ -74,7 +76,8 @@ def test_dry_run_writes_nothing_and_counts_what_the_import_then_does(runner, own
     make_persona(account_a, email=A, points=5)
     path = write_csv(tmp_path, [["Email", "Points"], [A, "-10"], [B, "1"], [B, "1"], ["nope", "1"]])
     dry = import_via_cli(runner, path, "--dry-run", accept=False)
-    assert dry["status"] == "dry_run"
+    assert dry["status"] == "dry_run" and IMPORT_KEYS <= set(dry)
+    assert (dry["audience"], dry["audience_members"], dry["duplicate_of"]) == (None, 0, None)
     assert personas(account_a) == [{**personas(account_a)[0], "points": 5}]
     assert len(personas(account_a)) == 1 and not AuditEntry.select().exists()
     real = import_via_cli(runner, path)
@@ -170,3 +173,18 @@ def test_a_file_name_that_is_not_utf8_is_imported_under_a_readable_name(runner, 
     result = import_via_cli(runner, os.fsdecode(path))
     assert result["status"] == "completed" and result["created"] == 1
     assert Import.get_by_id(result["import_id"]).file_name == "na\ufffdve.csv"
+
+
+def test_the_same_file_twice_names_the_earlier_import_until_it_is_reverted(runner, owner_a, account_a, tmp_path):
+    path = write_csv(tmp_path, [["Email", "Points"], [A, "10"]])
+    first = import_via_cli(runner, path)
+    assert first["duplicate_of"] is None
+    assert import_via_cli(runner, path, "--dry-run", accept=False)["duplicate_of"] == first["import_id"]
+    second = import_via_cli(runner, path)  # the user may go on: the points are added again
+    assert second["duplicate_of"] == first["import_id"] and personas(account_a)[0]["points"] == 20
+    other = write_csv(tmp_path, [["Email", "Points"], [A, "10"], [B, "1"]], name="other.csv")
+    assert import_via_cli(runner, other)["duplicate_of"] is None  # other content, whatever its name
+    for done in (second, first):
+        code, _, _ = invoke(runner, "revert", done["import_id"], "--account", "Alpha", "--user", "owner-a@example.com")
+        assert code == 0
+    assert import_via_cli(runner, path)["duplicate_of"] is None

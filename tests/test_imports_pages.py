@@ -175,7 +175,10 @@ def test_revert_from_the_history_page(owner_client, csrf, account_a, make_person
     response = owner_client.get(f"/imports/{done.id}/revert")
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" in page and f"Revert import #{done.id}" in page
-    assert "<strong>3</strong> personas it created will be" in page and "<strong>1</strong> persona it updated" in page
+    assert "remove <strong>3</strong> personas it created" in page
+    assert "give <strong>1</strong> persona back what they had before;" in page
+    assert "subtract <strong>20</strong> points in all, from <strong>1</strong> persona;" in page
+    assert "Everything this import did can be reverted." in page
     assert "Revert import</button>" in page and Import.get_by_id(done.id).status == "completed"
 
     # The revert runs in the background: its page polls itself until the result is there.
@@ -197,6 +200,9 @@ def test_revert_from_the_history_page(owner_client, csrf, account_a, make_person
     assert owner_client.get(f"/imports/{done.id}/revert").status_code == 409
     history = owner_client.get("/imports").get_data(as_text=True)
     assert "Reverted" in history and f'href="/imports/{done.id}/revert"' not in history
+    line = re.search(r'<div class="hint" data-revert>(.*?)</div>', history, re.S).group(1)
+    assert " ".join(line.split()) == (f"Reverted {row.reverted_at:%Y-%m-%d %H:%M} UTC by owner-a@example.com: 4 personas "
+                                      f'reverted, <a href="/imports/{done.id}/revert/result">0 kept</a>')
 
 
 def test_revert_lists_what_could_not_be_reverted(owner_client, csrf):

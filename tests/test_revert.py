@@ -37,7 +37,9 @@ def test_revert_restores_fields_consent_and_attributes_nothing_changed_since(acc
     assert _revert(upload, owner_a) == {"reverted": 1, "not_reverted": []}
     assert personas(account_a) == before
     persona = Persona.get(Persona.email == A)
-    assert (persona.sms_consent_user, persona.email_consent_user) == (owner_a.id, owner_a.id)
+    # No consent was ever recorded before the import: its stamps go with its values.
+    assert [getattr(persona, f"{channel}_consent_{part}") for channel in ("sms", "email")
+            for part in ("at", "import", "user", "terms")] == [None] * 8
 
 
 def test_revert_removes_the_personas_it_created_unless_changed_since(account_a, owner_a, tmp_path, make_persona):
@@ -76,7 +78,7 @@ def test_a_revert_that_stopped_mid_way_resumes_without_subtracting_twice(
         make_persona(account_a, email=email, points=10)
     first = import_rows(account_a, owner_a, tmp_path, [["Email", "Points"], [A, "1"], [B, "1"], [C, "1"]])
     monkeypatch.setattr("webapp.importer.revert.PERSONAS_PER_CHUNK", 2)
-    real_chunk = revert_module._revert_chunk
+    real_chunk = revert_module._write
     calls = []
 
     def dies_after_first_chunk(*args):
@@ -85,10 +87,10 @@ def test_a_revert_that_stopped_mid_way_resumes_without_subtracting_twice(
         calls.append(1)
         return real_chunk(*args)
 
-    monkeypatch.setattr("webapp.importer.revert._revert_chunk", dies_after_first_chunk)
+    monkeypatch.setattr("webapp.importer.revert._write", dies_after_first_chunk)
     with pytest.raises(RuntimeError):
         revert(first.id, account_a.id, owner_a.id)
-    monkeypatch.setattr("webapp.importer.revert._revert_chunk", real_chunk)
+    monkeypatch.setattr("webapp.importer.revert._write", real_chunk)
     Import.update(reverted_at=utcnow() - revert_module.REVERT_STALE).where(Import.id == first.id).execute()
     revert(first.id, account_a.id, owner_a.id)
     assert [p["points"] for p in personas(account_a)] == [10, 10, 10]
@@ -104,7 +106,7 @@ def test_a_field_a_later_import_changed_is_kept_and_listed_with_the_reason(accou
     assert result["reverted"] == 1
     [kept] = result["not_reverted"]
     assert kept["persona"] == A
-    assert "first_name" in kept["reason"] and f"#{later.id}" in kept["reason"]
+    assert kept["reason"] == f"First Name was changed later (by import #{later.id})"
     ann = persona_by(account_a, email=A)
     assert (ann["first_name"], ann["city"]) == ("Annie", "Oakland")
 
@@ -163,3 +165,160 @@ def test_cli_revert_prints_reverted_and_not_reverted(runner, account_a, owner_a,
 
     code, data, _ = invoke(runner, "revert", first.id, "--account", "Alpha", "--user", "owner-a@example.com")
     assert code == 2 and data["status"] == "refused" and "already reverted" in data["error"]
+
+
+# A later import whose row carried the same value changed nothing and left no audit entry, yet it re-asserted
+# the value: reverting the earlier import keeps it.
+SAME_FILE = [["Email", "First Name", "Birthday", "Zip", "Customer Type"],
+             [A, "Anna", "1990-04-20", "94102", "Medical"], [B, "Bob", "1985-01-31", "02134", "Recreational"]]
+
+
+def test_reverting_an_import_a_later_import_repeated_keeps_every_value_and_customer(
+        account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A)
+    first = import_rows(account_a, owner_a, tmp_path, SAME_FILE, name="one.csv")
+    second = import_rows(account_a, owner_a, tmp_path, SAME_FILE, name="two.csv")
+    assert second.counts["unchanged"] == 2 and not audit(second)
+    before = personas(account_a)
+    result = revert_module.revert(first.id, account_a.id, owner_a.id)
+    assert personas(account_a) == before  # nothing blanked, Bob (created by #1, reached by #2) kept
+    same = f"kept: a later import set the same value (import #{second.id})"
+    assert [r["reason"] for r in result["not_reverted"] if r["persona"] == A] == [
+        f"{name} {same}" for name in ("First Name", "Birthday", "Postal Code", "Customer Type")]
+    bob = [r["reason"] for r in result["not_reverted"] if r["persona"] == B]
+    assert bob[0].startswith(f"created by this import and reached since by import #{second.id}: the customer was kept")
+    assert bob[1:] == [f"{name} {same}" for name in ("First Name", "Birthday", "Postal Code", "Customer Type")]
+    assert result["reverted"] == 0 and not AuditEntry.select().where(AuditEntry.action == "reverted").exists()
+
+
+def test_a_later_row_with_a_blank_cell_did_not_set_the_value_again(account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A, first_name="Ann", city="Oakland")
+    first = import_rows(account_a, owner_a, tmp_path, [["Email", "First Name", "City"], [A, "Anna", "Berkeley"]],
+                        name="one.csv")
+    second = import_rows(account_a, owner_a, tmp_path, [["Email", "First Name", "City"], [A, "", "Berkeley"]],
+                         name="two.csv")
+    result = _revert(first, owner_a)
+    assert result == {"reverted": 1, "not_reverted": [
+        {"persona": A, "reason": f"City kept: a later import set the same value (import #{second.id})"}]}
+    ann = persona_by(account_a, email=A)
+    assert (ann["first_name"], ann["city"]) == ("Ann", "Berkeley")
+    [entry] = AuditEntry.select().where(AuditEntry.action == "reverted")
+    assert entry.changes == {"first_name": ["Anna", "Ann"]}
+
+
+def test_a_later_import_whose_file_was_deleted_still_counts_what_its_rows_set(
+        account_a, owner_a, tmp_path, make_persona):
+    from webapp.importer import flow
+
+    make_persona(account_a, email=A, first_name="Ann", city="Oakland")
+    first = import_rows(account_a, owner_a, tmp_path, [["Email", "First Name", "City"], [A, "Anna", "Berkeley"],
+                                                       [B, "Bob", ""]], name="one.csv")
+    second = import_rows(account_a, owner_a, tmp_path, [["Email", "First Name", "City"], [A, "", "Berkeley"]],
+                         name="two.csv")
+    flow.delete_file(Import.get_by_id(second.id))  # its kept rows and audience go; a digest of them stays
+    assert not Audience.select().where(Audience.source_import == second.id).exists()
+    result = _revert(first, owner_a)
+    assert result == {"reverted": 2, "not_reverted": [
+        {"persona": A, "reason": f"City kept: a later import set the same value (import #{second.id})"}]}
+    assert [(p["email"], p["first_name"], p["city"]) for p in personas(account_a)] == [(A, "Ann", "Berkeley")]
+
+
+NEVER_OPT_IN = "SMS opt-out kept: opt-outs are never undone by a revert; collect consent again"
+
+
+def test_a_revert_never_lifts_an_opt_out_the_import_recorded(account_a, owner_a, tmp_path):
+    import_rows(account_a, owner_a, tmp_path, [["Email", "SMS Opt In"], [A, "TRUE"]], name="in.csv")
+    opt_out = import_rows(account_a, owner_a, tmp_path,
+                          [["Email", "Explicit SMS Opt-out", "City"], [A, "TRUE", "Reno"]], name="out.csv")
+    result = _revert(opt_out, owner_a)
+    assert result == {"reverted": 1, "not_reverted": [{"persona": A, "reason": NEVER_OPT_IN}]}
+    ann = Persona.get(Persona.email == A)
+    assert (ann.sms_opt_in, ann.sms_opt_out, ann.city) == (False, True, None)
+    assert ann.sms_consent_import == opt_out.id  # the opt-out in force is still the one that import recorded
+    [entry] = AuditEntry.select().where(AuditEntry.action == "reverted")
+    assert entry.changes == {"city": ["Reno", None]}
+
+
+def test_reverting_an_opt_in_that_lifted_an_opt_out_restores_the_opt_out_with_its_stamps(
+        owner_client, account_a, owner_a, tmp_path):
+    out = import_rows(account_a, owner_a, tmp_path, [["Email", "Explicit SMS Opt-out"], [A, "TRUE"]], name="out.csv")
+    stamped = Persona.get(Persona.email == A)
+    lifted = import_rows(account_a, owner_a, tmp_path, [["Email", "SMS Opt In"], [A, "TRUE"]], name="in.csv",
+                         terms="terms-test-2")
+    assert Persona.get(Persona.email == A).sms_consent_import == lifted.id
+    assert _revert(lifted, owner_a) == {"reverted": 1, "not_reverted": []}
+    ann = Persona.get(Persona.email == A)
+    assert (ann.sms_opt_in, ann.sms_opt_out) == (False, True)
+    assert (ann.sms_consent_at, ann.sms_consent_import, ann.sms_consent_user, ann.sms_consent_terms) == (
+        stamped.sms_consent_at, out.id, owner_a.id, "terms-test-1")
+    [entry] = AuditEntry.select().where(AuditEntry.action == "reverted")
+    assert entry.changes["sms_opt_out"] == [False, True] and entry.changes["sms_consent_import"] == [lifted.id, out.id]
+    page = owner_client.get(f"/personas/{ann.id}").get_data(as_text=True)
+    consent = page[page.index("<dt>SMS</dt>"):page.index("</dd>", page.index("<dt>SMS</dt>"))]
+    assert f'by <a href="/imports/{out.id}">import #{out.id}</a>, terms version terms-test-1' in consent
+    assert f"import #{lifted.id}" not in consent
+
+
+def test_an_opt_in_a_later_import_box_set_again_stays(account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A)
+    first = import_rows(account_a, owner_a, tmp_path, [["Email"], [A]], name="one.csv", opt_in_sms=True)
+    second = import_rows(account_a, owner_a, tmp_path, [["Email"], [A]], name="two.csv", opt_in_sms=True)
+    result = _revert(first, owner_a)
+    assert result["not_reverted"] == [
+        {"persona": A, "reason": f"Opt-in SMS kept: a later import set the same value (import #{second.id})"}]
+    assert Persona.get(Persona.email == A).sms_opt_in is True
+
+
+def test_the_preview_says_what_a_revert_would_do_and_changes_nothing(account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A, points=5, sms_opt_in=True)
+    make_persona(account_a, email=C, first_name="Cy")
+    first = import_rows(account_a, owner_a, tmp_path, [
+        ["Email", "First Name", "Points", "Explicit SMS Opt-out"], [A, "Anna", "10", "TRUE"], [B, "Bob", "3", ""],
+        [C, "Cyrus", "", ""]], name="one.csv")
+    import_rows(account_a, owner_a, tmp_path, [["Email", "First Name"], [C, "Cyrus"]], name="two.csv")
+    before = personas(account_a)
+    found = revert_module.preview(Import.get_by_id(first.id))
+    assert personas(account_a) == before and not AuditEntry.select().where(AuditEntry.action == "reverted").exists()
+    assert {k: found[k] for k in ("remove", "restore", "fields", "points", "points_personas", "consent",
+                                  "not_reverted")} == {
+        "remove": 1, "restore": 1, "fields": {"First Name": 1}, "points": 10, "points_personas": 1, "consent": 0,
+        "not_reverted": 2}
+    assert [item["persona"] for item in found["sample"]] == [A, C]
+    assert found["sample"][0]["reason"] == NEVER_OPT_IN
+    result = _revert(first, owner_a)
+    assert result["not_reverted"] == found["sample"] and result["reverted"] == 2
+
+
+def test_the_confirmation_page_shows_the_preview(owner_client, account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A, sms_opt_in=True)
+    first = import_rows(account_a, owner_a, tmp_path, [
+        ["Email", "First Name", "Points", "Explicit SMS Opt-out"], [A, "Anna", "10", "TRUE"], [B, "Bob", "3", ""]])
+    page = owner_client.get(f"/imports/{first.id}/revert").get_data(as_text=True)
+    assert "remove <strong>1</strong> persona it created" in page
+    assert "give <strong>1</strong> persona back what they had before (First Name: 1);" in page
+    assert "subtract <strong>10</strong> points in all, from <strong>1</strong> persona;" in page
+    assert "<strong>1</strong> change stays, listed after the revert</h2>" in page
+    assert f"<tr><td>{A}</td><td>{NEVER_OPT_IN}</td></tr>" in page
+    assert persona_by(account_a, email=A)["first_name"] == "Anna"
+
+
+def test_cli_revert_lists_every_kept_value_and_opt_out(runner, account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A, sms_opt_in=True)
+    rows = [["Email", "City", "Explicit SMS Opt-out"], [A, "Reno", "TRUE"]]
+    first = import_rows(account_a, owner_a, tmp_path, rows, name="one.csv")
+    second = import_rows(account_a, owner_a, tmp_path, rows, name="two.csv")
+    code, data, _ = invoke(runner, "revert", first.id, "--account", "Alpha", "--user", "owner-a@example.com")
+    assert code == 0 and data == {"reverted": 0, "not_reverted": [
+        {"persona": A, "reason": f"City kept: a later import set the same value (import #{second.id})"},
+        {"persona": A, "reason": NEVER_OPT_IN}]}
+
+
+def test_rows_that_interact_set_values_again_too(account_a, owner_a, tmp_path, make_persona):
+    make_persona(account_a, email=A)
+    rows = [["Email", "First Name", "Points"], [A, "Anna", "1"], [A, "", "2"]]  # one persona, two rows: the Merger's
+    first = import_rows(account_a, owner_a, tmp_path, rows, name="one.csv")
+    second = import_rows(account_a, owner_a, tmp_path, rows, name="two.csv")
+    result = _revert(first, owner_a)
+    assert result["not_reverted"] == [
+        {"persona": A, "reason": f"First Name kept: a later import set the same value (import #{second.id})"}]
+    assert (persona_by(account_a, email=A)["first_name"], persona_by(account_a, email=A)["points"]) == ("Anna", 3)

@@ -494,3 +494,24 @@ def test_upload_without_csrf_token_is_refused(owner_client):
     response = owner_client.post("/imports/new", data={"file": (io.BytesIO(b"Email\na@example.com\n"), "a.csv")},
                                  content_type="multipart/form-data")
     assert response.status_code == 400 and Import.select().count() == 0
+
+
+def test_the_same_file_again_is_named_at_the_uploaded_and_review_steps(owner_client, csrf):
+    data = csv_bytes([HEADERS, *ROWS])
+    first = run_wizard(owner_client, csrf, data, "march.csv")
+    assert first.status == "completed"
+    said = (f"This file was already imported on {first.finished_at:%Y-%m-%d} (import #{first.id}). "
+            "Importing it again adds its points again.")
+    again = run_wizard(owner_client, csrf, data, "march-copy.csv", accept=False)  # another name, the same bytes
+    uploaded = owner_client.get(f"/imports/{again.id}/uploaded").get_data(as_text=True)
+    review = owner_client.get(f"/imports/{again.id}/review").get_data(as_text=True)
+    for page in (uploaded, review):
+        assert f'<div class="alert alert-warning" role="status" data-duplicate>{said}</div>' in page
+    assert 'name="accept_terms"' in review  # the user may go on
+
+    other = run_wizard(owner_client, csrf, csv_bytes([HEADERS, *ROWS[:2]]), "april.csv", accept=False)
+    assert "data-duplicate" not in owner_client.get(f"/imports/{other.id}/uploaded").get_data(as_text=True)
+    from webapp.importer.revert import revert
+
+    revert(first.id, first.account_id, first.user_id)  # a reverted import no longer counts
+    assert "data-duplicate" not in owner_client.get(f"/imports/{again.id}/review").get_data(as_text=True)

@@ -10,14 +10,14 @@ from flask.cli import with_appcontext
 
 from webapp.config import upload_limits
 from webapp.db import write_transaction
-from webapp.importer import flow
+from webapp.importer import flow, same_file
 from webapp.importer.errors import FileRefused
 from webapp.importer.export import export_personas
 from webapp.importer.fields import FIELDS
 from webapp.importer.revert import revert
 from webapp.importer.values import ParseContext, parse_email, parse_phone
 from webapp.models import (
-    Account, Audience, AuditEntry, Import, ImportProblem, Membership, Persona, User, utcnow,
+    Account, Audience, AudienceMember, AuditEntry, Import, ImportProblem, Membership, Persona, User, utcnow,
 )
 from worker.queue import WAITING_MESSAGE, enqueue
 
@@ -113,13 +113,15 @@ def import_command(file, account_name, user_email, accept_terms, sheet, override
     except FileRefused as refused:
         _refuse(refused.message)
     upload = _run_job("validate", upload, "validating", ("validated", "failed"))
+    earlier = same_file.earlier_import(upload)
+    duplicate = earlier.id if earlier else None
     if upload.status == "failed":
         _refuse(upload.error_message)
     if dry_run:
         # The counts for the opt-in-all flags given, as the Review step shows them for its boxes.
         review = flow.review_counts(upload, opt_in_sms, opt_in_email)
-        _print({"import_id": upload.id, "status": "dry_run", **review, "audience": None,
-                "problems": _problems(upload.id, ("parse", "review"))})
+        _print({"import_id": upload.id, "status": "dry_run", **review, "audience": None, "audience_members": 0,
+                "duplicate_of": duplicate, "problems": _problems(upload.id, ("parse", "review"))})
         return
     flow.accept_terms(upload, user, None, current_app.config["TERMS_VERSION"], opt_in_sms, opt_in_email)
     upload = _run_job("import", upload, "queued", ("completed", "failed"))
@@ -130,7 +132,12 @@ def import_command(file, account_name, user_email, accept_terms, sheet, override
     counts = upload.counts
     _print({"import_id": upload.id, "status": "completed", "rows": upload.rows_total,
             **{k: counts.get(k, 0) for k in ("created", "updated", "unchanged", "rejected", "warnings")},
-            "audience": audience.name if audience else None, "problems": _problems(upload.id, ("parse", "apply"))})
+            "audience": audience.name if audience else None, "audience_members": _members(audience),
+            "duplicate_of": duplicate, "problems": _problems(upload.id, ("parse", "apply"))})
+
+
+def _members(audience: Audience | None) -> int:
+    return AudienceMember.select().where(AudienceMember.audience == audience).count() if audience else 0
 
 
 @click.command("export")

@@ -1,6 +1,6 @@
 """Import history, progress, results, reports, file deletion and revert."""
 from flask import Blueprint, Response, flash, g, redirect, request, url_for
-from peewee import JOIN, fn
+from peewee import JOIN
 
 from webapp.auth import get_owned_or_404, login_required, owner_required
 from webapp.importer import flow
@@ -8,7 +8,8 @@ from webapp.importer.progress import progress as progress_of
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import FIELDS, IGNORE, attribute_name
 from webapp.importer.revert import REVERTIBLE, claim_revert
-from webapp.models import Audience, AuditEntry, Import, User
+from webapp.importer.revert import preview as revert_preview
+from webapp.models import Audience, Import, User
 from webapp.personas import Page
 from webapp.render import render
 from webapp.wizard import start_job
@@ -54,8 +55,10 @@ def detail(import_id: int):
 
 def history_query():
     """The current account's imports, newest first, with who ran them."""
-    return (Import.select(Import, User.email.alias("user_email"))
+    reverter = User.alias()
+    return (Import.select(Import, User.email.alias("user_email"), reverter.email.alias("reverted_by_email"))
             .join(User, JOIN.LEFT_OUTER, on=(Import.user == User.id))
+            .join_from(Import, reverter, JOIN.LEFT_OUTER, on=(Import.reverted_by == reverter.id))
             .where(Import.account == g.account)
             .order_by(Import.created_at.desc(), Import.id.desc()))
 
@@ -102,14 +105,6 @@ def delete_file(import_id: int):
     return redirect(url_for("imports.history"), 303)
 
 
-def revert_summary(upload: Import) -> dict:
-    """What a revert would touch: personas the import created and updated."""
-    actions = dict(AuditEntry.select(AuditEntry.action, fn.COUNT(fn.DISTINCT(AuditEntry.persona_id)))
-                   .where((AuditEntry.import_id == upload.id) & (AuditEntry.account == g.account))
-                   .group_by(AuditEntry.action).tuples())
-    return {"created": actions.get("created", 0), "updated": actions.get("updated", 0)}
-
-
 @bp.get("/<int:import_id>/revert")
 @owner_required
 def revert_get(import_id: int):
@@ -120,7 +115,7 @@ def revert_get(import_id: int):
         error = ("This import was already reverted." if upload.status == "reverted"
                  else "Only a finished import can be reverted.")
     return render("imports/revert_confirm.html", "imports/_revert_confirm.html", status=409 if error else 200,
-                  upload=upload, summary=revert_summary(upload), error=error)
+                  upload=upload, preview=None if error else revert_preview(upload), error=error)
 
 
 @bp.post("/<int:import_id>/revert")
@@ -132,7 +127,7 @@ def revert_post(import_id: int):
         claim_revert(upload.id, g.account.id, g.user.id)
     except FileRefused as refused:
         return render("imports/revert_confirm.html", "imports/_revert_confirm.html", status=409, upload=upload,
-                      summary=revert_summary(upload), error=refused.message)
+                      preview=None, error=refused.message)
     start_job("revert", upload)
     return revert_result(import_id)
 

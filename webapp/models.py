@@ -270,6 +270,14 @@ class AuditEntry(BaseModel):
         indexes = ((("import_id", "row"), True),)
 
 
+class ReachedDigest(BaseModel):
+    """Which personas an import's rows reached and which fields they carried (no values), kept when its file is
+    deleted: a revert of an earlier import still knows what this one set again."""
+
+    upload = ForeignKeyField(Import, on_delete="CASCADE", unique=True)
+    data = BlobField()
+
+
 class RememberedMapping(BaseModel):
     account = ForeignKeyField(Account, on_delete="CASCADE")
     header_key = CharField()
@@ -285,5 +293,5 @@ class SchemaVersion(BaseModel):
 
 MODELS = [
     Account, User, Membership, Import, UploadChunk, StagedChunk, AppliedUnit, ProblemRow, ImportProblem, Persona,
-    PersonaAttribute, Audience, AudienceMember, AuditEntry, RememberedMapping, SchemaVersion,
+    PersonaAttribute, Audience, AudienceMember, AuditEntry, ReachedDigest, RememberedMapping, SchemaVersion,
 ]

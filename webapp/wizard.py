@@ -7,7 +7,7 @@ from flask import Blueprint, Response, abort, current_app, g, redirect, request,
 
 from webapp.auth import get_owned_or_404, login_required, owner_required
 from webapp.config import upload_limits
-from webapp.importer import flow
+from webapp.importer import flow, same_file
 from webapp.importer.errors import FileRefused
 from webapp.importer.progress import progress as progress_of
 from webapp.importer.fields import ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target
@@ -139,7 +139,8 @@ def uploaded_context(upload: Import) -> dict:
     """The recognized fields (with the header that matched each) and the unknown headers."""
     found = {target: header for header, target in upload.mapping.items() if target in FIELDS}
     unknown = [h for h in upload.headers if upload.mapping.get(h) not in FIELDS]
-    return {"upload": upload, "fields": FIELDS.values(), "found": found, "unknown": unknown}
+    return {"upload": upload, "fields": FIELDS.values(), "found": found, "unknown": unknown,
+            "duplicate": same_file.warning(same_file.earlier_import(upload))}
 
 
 def uploaded_step(upload: Import, status: int = 200, **context) -> Response:
@@ -292,7 +293,7 @@ def review_step(upload: Import, status: int = 200, **context) -> Response:
     review = flow.review_counts(upload, context["opt_in_sms"], context["opt_in_email"])
     return step("_review.html", "Review", status=status, upload=upload, problems=shown, problem_counts=counts,
                 review=review, progress=progress_of(upload), terms_version=current_app.config["TERMS_VERSION"],
-                **context)
+                duplicate=same_file.warning(same_file.earlier_import(upload)), **context)
 
 
 @bp.get("/<int:import_id>/review/counts")

@@ -3,7 +3,7 @@ import re
 from itertools import groupby
 
 from webapp.db import write_transaction
-from webapp.importer import problem_rows, staging, storage
+from webapp.importer import problem_rows, reasserted, staging, storage
 from webapp.importer.cascade import delete_audiences
 from webapp.importer.engine import import_table
 from webapp.importer.errors import FileRefused
@@ -214,6 +214,8 @@ def delete_file(upload: Import) -> None:
     if upload.status in WORKING:
         raise FileRefused("This import is still running. Delete its file once it has finished.")
     with write_transaction():
+        # A revert of an earlier import must still know what this one's rows set again.
+        reasserted.keep_digest(upload)
         storage.delete_file(upload)
         staging.delete(upload.id)
         delete_audiences(Audience.select(Audience.id).where(

@@ -1,5 +1,6 @@
 """Undo an import from its audit entries, restoring only what no later change touched."""
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import islice
 
@@ -9,8 +10,11 @@ from webapp.db import is_postgres, write_transaction
 from webapp.importer import bulk
 from webapp.importer.cascade import delete_audiences, delete_personas
 from webapp.importer.errors import FileRefused
+from webapp.importer.fields import FIELDS, opt_fields
 from webapp.importer.merge import CONSENT_CHANNELS, PersonaIndex
 from webapp.importer.personas_io import load_by_ids, write_personas
+from webapp.importer.reasserted import Later, label
+from webapp.importer.revert_restore import restore, who
 from webapp.models import Audience, AuditEntry, Import, Persona, PersonaAttribute, utcnow
 
 PERSONAS_PER_CHUNK = 1000
@@ -48,12 +52,13 @@ def run_revert(import_id: int) -> dict:
     if upload.status != "reverting":
         return upload.revert_result or {}
     result = upload.revert_result or {"reverted": 0, "not_reverted": []}
-    persona_ids = (AuditEntry.select(AuditEntry.persona_id).where(AuditEntry.import_id == import_id)
-                   .distinct().order_by(AuditEntry.persona_id).tuples())
-    ids = iter([pid for (pid,) in persona_ids])
-    while chunk := list(islice(ids, PERSONAS_PER_CHUNK)):
+    later = Later(upload)
+    for chunk in _chunks(import_id):
         with write_transaction():
-            _revert_chunk(upload, upload.reverted_by, chunk, result)
+            plan = _plan(upload, upload.reverted_by, chunk, later)
+            _write(upload, plan)
+            result["reverted"] += plan.reverted
+            result["not_reverted"] += plan.not_reverted
             Import.update(reverted_at=utcnow(), revert_result=result).where(Import.id == import_id).execute()
     with write_transaction():
         delete_audiences(Audience.select(Audience.id).where(Audience.source_import == import_id))
@@ -62,98 +67,113 @@ def run_revert(import_id: int) -> dict:
     return result
 
 
-def _revert_chunk(upload: Import, user_id: int, persona_ids: list[int], result: dict) -> None:
+def preview(upload: Import, sample: int = 10) -> dict:
+    """What reverting would do now, computed without changing anything: counts and a sample of what stays."""
+    totals = {"remove": 0, "restore": 0, "fields": Counter(), "points": 0, "points_personas": 0, "consent": 0,
+              "not_reverted": 0, "sample": []}
+    later = Later(upload)
+    for chunk in _chunks(upload.id):
+        plan = _plan(upload, None, chunk, later)
+        totals["remove"] += len(plan.deleted)
+        totals["restore"] += len(plan.changed)
+        for changes in plan.restored:
+            totals["fields"].update(label(name) for name in changes
+                                    if (name in FIELDS and FIELDS[name].merge == "replace") or name == "attributes")
+            if "points" in changes:
+                totals["points"] += changes["points"][0] - changes["points"][1]
+                totals["points_personas"] += 1
+            totals["consent"] += sum(opt_fields(channel)[0] in changes or opt_fields(channel)[1] in changes
+                                     for channel in CONSENT_CHANNELS)
+        totals["not_reverted"] += len(plan.not_reverted)
+        totals["sample"] += plan.not_reverted[:sample - len(totals["sample"])]
+    totals["fields"] = dict(totals["fields"].most_common())
+    return totals
+
+
+def _chunks(import_id: int):
+    """The ids of the personas the import changed, a chunk at a time."""
+    persona_ids = (AuditEntry.select(AuditEntry.persona_id).where(AuditEntry.import_id == import_id)
+                   .distinct().order_by(AuditEntry.persona_id).tuples())
+    ids = iter([pid for (pid,) in persona_ids])
+    while chunk := list(islice(ids, PERSONAS_PER_CHUNK)):
+        yield chunk
+
+
+@dataclass
+class Plan:
+    """What reverting a chunk of personas does: computed first (the preview stops there), then written."""
+
+    changed: list = field(default_factory=list)
+    restored: list = field(default_factory=list)
+    deleted: list = field(default_factory=list)
+    audit: list = field(default_factory=list)
+    removed_attributes: list = field(default_factory=list)
+    not_reverted: list = field(default_factory=list)
+    reverted: int = 0
+
+
+def _plan(upload: Import, user_id: int | None, persona_ids: list[int], later: Later) -> Plan:
     entries = defaultdict(list)
     for entry in (AuditEntry.select().where(AuditEntry.persona_id.in_(persona_ids))
                   .order_by(AuditEntry.id)):
         entries[entry.persona_id].append(entry)
     index = PersonaIndex()
     load_by_ids(index, upload.account_id, persona_ids)
-    now, changed, deleted, audit, removed_attributes = utcnow(), [], [], [], []
+    again = later.reasserted(index.by_id)
+    terms = dict(Import.select(Import.id, Import.terms_version).where(Import.id.in_(
+        list({e.import_id for found in entries.values() for e in found if e.import_id}))).tuples())
+    now, plan = utcnow(), Plan()
     notes = {_note(upload.id), _note(upload.id, removed=True)}
     for persona_id in persona_ids:
         if any(e.action == "reverted" and e.note in notes for e in entries[persona_id]):
             continue  # reverted already by an earlier run of this revert that stopped mid-way
         mine = [e for e in entries[persona_id] if e.import_id == upload.id]
-        later = [e for e in entries[persona_id] if e.import_id != upload.id and e.id > mine[0].id]
+        later_entries = [e for e in entries[persona_id] if e.import_id != upload.id and e.id > mine[0].id]
         persona = index.by_id.get(persona_id)
-        label = _key(persona) if persona else _label(mine)
+        label_ = _key(persona) if persona else _label(mine)
         if persona is None:
-            result["not_reverted"].append({"persona": label, "reason": "this customer no longer exists"})
+            plan.not_reverted.append({"persona": label_, "reason": "this customer no longer exists"})
             continue
-        if mine[0].action == "created" and not later:
-            deleted.append(persona_id)
-            audit.append(_entry(upload, persona, user_id, now, {}, _note(upload.id, removed=True)))
-            result["reverted"] += 1
+        if mine[0].action == "created" and not later_entries and not again.get(persona_id):
+            plan.deleted.append(persona_id)
+            plan.audit.append(_entry(upload, persona, user_id, now, {}, _note(upload.id, removed=True)))
+            plan.reverted += 1
             continue
         if mine[0].action == "created":
-            result["not_reverted"].append({"persona": label, "reason": (
-                f"created by this import and changed since ({_who(later[-1])}): the customer was kept, "
+            since = (f"changed since ({who(later_entries[-1])})" if later_entries else
+                     f"reached since by import #{min(i.id for i in again[persona_id].values())}")
+            plan.not_reverted.append({"persona": label_, "reason": (
+                f"created by this import and {since}: the customer was kept, "
                 "with what this import set undone where nothing changed it since")})
+        before = [e for e in entries[persona_id] if e.id < mine[0].id]
         # A created persona that is kept keeps its email and phone: they are what identify it now.
-        restored, skipped = _restore(persona, mine, later, keep_keys=mine[0].action == "created")
-        result["not_reverted"].extend({"persona": label, "reason": reason} for reason in skipped)
+        restored, skipped = restore(persona, mine, later_entries, again.get(persona_id, {}), before, terms,
+                                    keep_keys=mine[0].action == "created")
+        plan.not_reverted.extend({"persona": label_, "reason": reason} for reason in skipped)
         if restored:
-            before, after = restored.get("attributes", ([], []))
-            removed_attributes += [(persona_id, name) for name in set(before) - set(after)]
-            _stamp_consent(persona, restored, upload.id, user_id, now)
-            changed.append(persona)
-            audit.append(_entry(upload, persona, user_id, now, restored, _note(upload.id)))
-            result["reverted"] += 1
-    _free_conflicting_keys(upload.account_id, changed, result)
-    write_personas(upload.account_id, changed, [], now)
-    if removed_attributes:
+            old, new = restored.get("attributes", ([], []))
+            plan.removed_attributes += [(persona_id, name) for name in set(old) - set(new)]
+            plan.changed.append(persona)
+            plan.restored.append(restored)
+            plan.audit.append(_entry(upload, persona, user_id, now, restored, _note(upload.id)))
+            plan.reverted += 1
+    _free_conflicting_keys(upload.account_id, plan.changed, plan.not_reverted)
+    return plan
+
+
+def _write(upload: Import, plan: Plan) -> None:
+    now = utcnow()
+    write_personas(upload.account_id, plan.changed, [], now)
+    if plan.removed_attributes:
         PersonaAttribute.delete().where(
-            Tuple(PersonaAttribute.persona, PersonaAttribute.name).in_(removed_attributes)).execute()
-    delete_personas(deleted)
+            Tuple(PersonaAttribute.persona, PersonaAttribute.name).in_(plan.removed_attributes)).execute()
+    delete_personas(plan.deleted)
     bulk.insert_rows(AuditEntry._meta.table_name,
                      ["account_id", "persona_id", "import_id", "row", "user_id", "created_at", "action",
-                      "changes", "note"], audit)
+                      "changes", "note"], plan.audit)
 
 
-def _restore(persona: dict, mine: list, later: list, keep_keys: bool) -> tuple[dict, list[str]]:
-    """Put back what the import changed where nothing later touched it; returns changes and refusals."""
-    first_old, last_new = {}, {}
-    for entry in mine:
-        for name, (old, new) in entry.changes.items():
-            if keep_keys and name in ("email", "phone"):
-                continue
-            first_old.setdefault(name, old)
-            last_new[name] = new
-    touched_later = {name: entry for entry in later for name in entry.changes}
-    restored, skipped = {}, []
-    for name, old in first_old.items():
-        if name == "points":
-            # Points are a delta: subtract what the import added, whatever happened since.
-            delta = last_new[name] - old
-            restored[name] = [persona["points"], persona["points"] - delta]
-            persona["points"] -= delta
-        elif name == "attributes":
-            added = set(last_new[name]) - set(old)
-            keep = persona["attributes"] - added if name not in touched_later else persona["attributes"]
-            if name in touched_later:
-                skipped.append(f"attributes were changed later ({_who(touched_later[name])})")
-            elif keep != persona["attributes"]:
-                restored[name] = [sorted(persona["attributes"]), sorted(keep)]
-                persona["attributes"] = keep
-        elif name in touched_later:
-            skipped.append(f"{name} was changed later ({_who(touched_later[name])})")
-        elif persona.get(name) != last_new[name]:
-            skipped.append(f"{name} no longer has the imported value")
-        else:
-            restored[name] = [persona[name], old]
-            persona[name] = old
-    return restored, skipped
-
-
-def _stamp_consent(persona: dict, restored: dict, import_id: int, user_id: int, now) -> None:
-    for channel in CONSENT_CHANNELS:
-        if f"{channel}_opt_in" in restored or f"{channel}_opt_out" in restored:
-            persona.update({f"{channel}_consent_at": now, f"{channel}_consent_import": import_id,
-                            f"{channel}_consent_user": user_id})
-
-
-def _free_conflicting_keys(account_id: int, changed: list[dict], result: dict) -> None:
+def _free_conflicting_keys(account_id: int, changed: list[dict], not_reverted: list) -> None:
     """Keep a key the import replaced when another customer has taken it since."""
     for name in ("email", "phone"):
         wanted = {p[name]: p for p in changed if p[name] and p[name] != p[f"loaded_{name}"]}
@@ -165,7 +185,7 @@ def _free_conflicting_keys(account_id: int, changed: list[dict], result: dict) -
             persona = wanted[taken]
             if holder != persona["id"]:
                 persona[name] = persona[f"loaded_{name}"]
-                result["not_reverted"].append({"persona": _key(persona), "reason": (
+                not_reverted.append({"persona": _key(persona), "reason": (
                     f"{name} {taken} now belongs to customer #{holder}; kept {persona[name]}")})
 
 
@@ -189,9 +209,3 @@ def _label(entries: list) -> str:
 
 def _key(persona: dict) -> str:
     return persona.get("loaded_email") or persona.get("loaded_phone") or f"customer #{persona['id']}"
-
-
-def _who(entry) -> str:
-    if entry.import_id:
-        return f"by import #{entry.import_id}"
-    return entry.note or f"on {entry.created_at:%Y-%m-%d}"

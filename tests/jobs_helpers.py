@@ -48,12 +48,11 @@ def validated_import(account, user, path: Path) -> Import:
     with open(path, "rb") as stream:
         upload = flow.start_upload(account, user, path.name, stream, LIMITS)
     assert flow.set_mapping(upload, dict(upload.mapping)) == []
-    flow.mark_queued(upload, "validating")
+    flow.queue_validation(upload)
     tasks.validate_import(upload.id, LIMITS)
     upload = Import.get_by_id(upload.id)
     assert upload.status == "validated", upload.error_message
-    flow.accept_terms(upload, user, None, "test-terms", False, False)
-    flow.mark_queued(upload, "queued")
+    flow.submit(upload, user, None, "test-terms", False, False)
     return Import.get_by_id(upload.id)
 
 

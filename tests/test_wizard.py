@@ -61,8 +61,13 @@ def upload(client, csrf, data: bytes, name: str = "people.csv", headers=None):
 
 
 def post(client, csrf, url: str, data=None, headers=None):
-    """POST a form with the session's CSRF token."""
-    return client.post(url, data={**(data or {}), "csrf_token": csrf(client)}, headers=headers or {})
+    """POST a form with the session's CSRF token and, to an import, the version its page shows now."""
+    data = {**(data or {}), "csrf_token": csrf(client)}
+    shown = re.match(r"/imports/(\d+)/", url)
+    if shown and "version" not in data:
+        upload = Import.get_or_none(Import.id == int(shown.group(1)))
+        data["version"] = upload.version if upload else 1
+    return client.post(url, data=data, headers=headers or {})
 
 
 def import_id_of(response) -> int:

@@ -332,9 +332,11 @@ def review_step(upload: Import, status: int = 200, **context) -> Response:
 @owner_required
 def review_counts_get(import_id: int):
     """The Review step's counts for the opt-in-all boxes as ticked (refreshed as they change)."""
-    upload, elsewhere = load(import_id, ("validated",))
-    if elsewhere:
-        return elsewhere
+    upload = get_owned(Import, import_id)
+    if upload is None or request.args.get("version", type=int) != upload.version:
+        # In place of the counts: the page is out of date, and Import Personas will do nothing from it.
+        return render(PAGE, "imports/steps/_review_counts.html", status=409 if upload else 404, title="Review",
+                      notice=CHANGED if upload else REMOVED)
     opt_in_sms, opt_in_email = bool(request.args.get("opt_in_sms")), bool(request.args.get("opt_in_email"))
     return render(PAGE, "imports/steps/_review_counts.html", title="Review", upload=upload,
                   review=flow.review_counts(upload, opt_in_sms, opt_in_email))

@@ -103,7 +103,9 @@ def test_a_second_click_on_import_personas_shows_the_progress_without_a_second_s
     again = post(owner_client, csrf, f"/imports/{row.id}/review",
                  {"version": version, "accept_terms": "1", "opt_in_sms": "1"}, headers=HTMX)
     assert again.status_code == 409 and CHANGED in text(again) and 'data-step="progress"' in text(again)
-    assert Import.get_by_id(row.id).options == {"opt_in_sms": False, "opt_in_email": False}
+    done = wait_for(row.id, ("completed",))
+    assert done.options == {"opt_in_sms": False, "opt_in_email": False} and done.attempt == 1
+    assert not any(p.sms_opt_in for p in Persona.select())
 
 
 def test_every_form_that_changes_an_import_carries_its_version(owner_client, csrf):

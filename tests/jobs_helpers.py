@@ -56,6 +56,11 @@ def validated_import(account, user, path: Path) -> Import:
     return Import.get_by_id(upload.id)
 
 
+def row_of(import_id: int) -> dict:
+    """Every column of the import row as it is now."""
+    return Import.select().where(Import.id == import_id).dicts().get()
+
+
 def audit_count(import_id: int) -> int:
     """Audit entries written by one import."""
     return AuditEntry.select().where(AuditEntry.import_id == import_id).count()

@@ -7,19 +7,18 @@ of rows is applied, the held body arrives. Submitting is a compare-and-set from 
 view read, so the late request finds the import changed and does nothing: the checkpoint, counts, lease
 and status stay as the running import left them, and the import ends exactly right.
 """
-import re
-import socket
 import threading
 import time
 
 import pytest
 
-from webapp.models import Audience, AudienceMember, AuditEntry, Import, Persona
+from webapp.models import Audience, AudienceMember, AuditEntry, Persona
 from webapp.wizard import CHANGED
 from worker import tasks
 
 from tests.conftest import csrf_token_of
-from tests.live_server import LiveServer
+from tests.jobs_helpers import row_of
+from tests.live_server import LiveServer, held_post, response_of
 from tests.test_wizard import HTMX, csv_bytes, post, run_wizard, wait_for
 
 UNIT = 100
@@ -40,31 +39,6 @@ def gate(monkeypatch):
     monkeypatch.setenv("IMPORT_APPLY_WORKERS", "1")  # one unit at a time: held means held
     yield type("Gate", (), {"applied": applied, "go": go})
     go.set()
-
-
-def held_post(url: str, path: str, cookie: str, token: str, body: bytes) -> socket.socket:
-    """Send a form post's headers only; returns the socket to send the body on."""
-    host, port = re.match(r"http://([^:]+):(\d+)", url).groups()
-    sock = socket.create_connection((host, int(port)), timeout=30)
-    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nCookie: session={cookie}\r\nX-CSRFToken: {token}\r\n"
-            f"HX-Request: true\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
-    sock.sendall(head.encode())
-    return sock
-
-
-def response_of(sock: socket.socket) -> tuple[int, str]:
-    """The status code and body of the response on sock (read to its end)."""
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    sock.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body.decode()
-
-
-def row_of(import_id: int) -> dict:
-    return Import.select().where(Import.id == import_id).dicts().get()
 
 
 def test_a_late_second_submit_never_rewinds_the_running_import(app, owner_client, csrf, gate):

@@ -13,6 +13,7 @@ import pytest
 from webapp.models import Import, Persona, UploadChunk
 from webapp.wizard import CHANGED, REMOVED
 
+from tests.jobs_helpers import row_of
 from tests.test_wizard import (
     HEADERS, HTMX, ROWS, csv_bytes, form_mapping, import_id_of, post, run_wizard, upload, wait_for,
 )
@@ -73,7 +74,7 @@ def test_a_tab_still_on_the_uploaded_step_cannot_act_after_another_tab_mapped(ow
     post(owner_client, csrf, f"/imports/{import_id}/mapping",
          {**form_mapping(mapping), "version": shown_version(mapping, f"/imports/{import_id}/mapping")})
     wait_for(import_id, ("validated",))
-    before = Import.select().where(Import.id == import_id).dicts().get()
+    before = row_of(import_id)
 
     for action, form in (("header", {"header_line": "2"}), ("remove", {}), ("mapping", form_mapping(mapping))):
         response = post(owner_client, csrf, f"/imports/{import_id}/{action}", {**form, "version": version_a},
@@ -82,7 +83,7 @@ def test_a_tab_still_on_the_uploaded_step_cannot_act_after_another_tab_mapped(ow
         assert response.status_code == 409, action
         assert CHANGED in page and 'data-step="review"' in page and 'data-status="validated"' in page
         assert response.headers["HX-Push-Url"] == f"/imports/{import_id}/review"
-    assert Import.select().where(Import.id == import_id).dicts().get() == before
+    assert row_of(import_id) == before
     assert UploadChunk.select().where(UploadChunk.upload == import_id).count() == 1
 
 

@@ -11,13 +11,14 @@ from webapp.importer.revert import claim_revert
 from webapp.models import Import, Persona
 from worker import tasks
 from tests.engine_helpers import IP, LIMITS, TERMS, apply_queued, prepare_import, write_csv
+from tests.jobs_helpers import row_of
 
 ROWS = [["Email", "Points"], ["ann@example.com", "5"], ["bob@example.com", "7"]]
 MAPPING = {"Email": "email", "Points": "points"}
 
 
 def _row(upload: Import) -> dict:
-    return Import.select().where(Import.id == upload.id).dicts().get()
+    return row_of(upload.id)
 
 
 def _read(upload: Import) -> Import:

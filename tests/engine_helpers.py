@@ -34,13 +34,12 @@ def prepare_import(account, user, path, *, mapping=None, overrides=None, accept=
     chosen = dict(mapping) if mapping is not None else {**upload.mapping, **(overrides or {})}
     errors = flow.set_mapping(upload, chosen)
     assert not errors, errors
-    flow.mark_queued(upload, "validating")
+    flow.queue_validation(upload)
     tasks.validate_import(upload.id, LIMITS)
     upload = Import.get_by_id(upload.id)
     assert upload.status == "validated", (upload.status, upload.error_message)
     if accept:
-        flow.accept_terms(upload, user, ip, terms, opt_in_sms, opt_in_email)
-        flow.mark_queued(upload, "queued")
+        flow.submit(upload, user, ip, terms, opt_in_sms, opt_in_email)
     return upload
 
 

@@ -48,13 +48,17 @@ def validated_import(account, user, path: Path) -> Import:
     with open(path, "rb") as stream:
         upload = flow.start_upload(account, user, path.name, stream, LIMITS)
     assert flow.set_mapping(upload, dict(upload.mapping)) == []
-    flow.mark_queued(upload, "validating")
+    flow.queue_validation(upload)
     tasks.validate_import(upload.id, LIMITS)
     upload = Import.get_by_id(upload.id)
     assert upload.status == "validated", upload.error_message
-    flow.accept_terms(upload, user, None, "test-terms", False, False)
-    flow.mark_queued(upload, "queued")
+    flow.submit(upload, user, None, "test-terms", False, False)
     return Import.get_by_id(upload.id)
+
+
+def row_of(import_id: int) -> dict:
+    """Every column of the import row as it is now."""
+    return Import.select().where(Import.id == import_id).dicts().get()
 
 
 def audit_count(import_id: int) -> int:

@@ -4,19 +4,24 @@ and the in-process runner on SQLite is "killed" mid-import; every row still appl
 Every scenario compares with an uninterrupted run of the same file on a fresh account: same export
 (so points are exact), one audit entry per changed persona per row, status completed.
 """
+import csv
 import os
 import threading
+import time
 
 import pytest
 
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, csrf_token_of, log_in
 from tests.jobs_helpers import (
-    CHUNK, Workers, audit_count, changed_rows, exported, file_points, finished, status_of, validated_import,
-    wait_for, write_csv,
+    CHUNK, LIMITS, Workers, audit_count, changed_rows, exported, file_points, finished, row_of, status_of,
+    validated_import, wait_for, write_csv,
 )
+from tests.live_server import LiveServer, held_post, response_of
 from webapp.accounts import create_account
 from webapp.db import db
+from webapp.importer import flow
 from webapp.models import Import, Persona
+from webapp.wizard import CHANGED
 from worker import queue, tasks
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
@@ -220,6 +225,65 @@ def test_redis_down_at_submit_runs_once_when_it_is_back(workers, tmp_path):
     _assert_exactly_once(upload.id, reference, reference_export, account_a.id, path)
     done = Import.get_by_id(upload.id)
     assert (done.attempt, done.error_message) == (1, None)
+
+
+@pytest.mark.redis
+@needs_services
+def test_a_late_second_submit_never_rewinds_an_import_a_worker_is_applying(workers, pg_app, tmp_path):
+    """Issue 17.1 with a real worker: the held body arrives while the worker is blocked mid-apply."""
+    import psycopg2
+
+    account, owner = _owner_and_account()
+    held_email = "c250@example.com"  # a customer of the file's third unit of rows, already known
+    Persona.create(account=account, email=held_email, points=1000)
+    path = write_csv(tmp_path / "customers.csv", 5 * CHUNK, distinct=5 * CHUNK)
+    with open(path, "rb") as stream:
+        upload = flow.start_upload(account, owner, path.name, stream, LIMITS)
+    assert flow.set_mapping(upload, dict(upload.mapping)) == []
+    flow.queue_validation(upload)
+    tasks.validate_import(upload.id, LIMITS)
+    version = str(Import.get_by_id(upload.id).version)
+    client = pg_app.test_client()
+    assert log_in(client, owner.email, "pw-long-enough").status_code == 302
+    token, cookie = csrf_token_of(client), client.get_cookie("session").value
+    body = f"version={version}&accept_terms=1&opt_in_sms=1".encode()
+
+    blocker = psycopg2.connect(POSTGRES_URL)  # holds the third unit's persona: the apply waits there
+    blocker.cursor().execute("SELECT id FROM persona WHERE email = %s FOR UPDATE", [held_email])
+    server = LiveServer(pg_app)
+    try:
+        late = held_post(server.url, f"/imports/{upload.id}/review", cookie, token, body)
+        time.sleep(1)  # the server has read the import and waits for the form
+        first = client.post(f"/imports/{upload.id}/review", data={"version": version, "accept_terms": "1"},
+                            headers={"X-CSRFToken": token, "HX-Request": "true"})
+        assert first.status_code == 200
+        workers.start(IMPORT_APPLY_WORKERS=1, IMPORT_STALE_SECONDS=120)
+        wait_for(lambda: status_of(upload.id).checkpoint == 2 * CHUNK, what="two units applied")
+        time.sleep(1)
+        running = row_of(upload.id)
+        assert (running["status"], running["checkpoint"], running["attempt"]) == ("running", 2 * CHUNK, 1)
+
+        late.sendall(body)
+        status, page = response_of(late)
+        assert status == 409 and CHANGED in page
+        assert row_of(upload.id) == running
+    finally:
+        blocker.rollback()
+        blocker.close()
+        server.stop()
+    done = wait_for(lambda: finished(upload.id), what="the import to finish")
+    assert (done.status, done.checkpoint, done.attempt) == ("completed", 5 * CHUNK, 1), workers.logs()
+    assert done.counts == {"created": 5 * CHUNK - 1, "updated": 1, "warnings": 0}
+    assert done.options == {"opt_in_sms": False, "opt_in_email": False}
+    assert Persona.get(Persona.email == held_email).points == 1000 + file_points_of(path, held_email)
+    assert audit_count(upload.id) == 5 * CHUNK
+    assert not Persona.select().where(Persona.sms_opt_in).exists()
+
+
+def file_points_of(path, email: str) -> int:
+    """The points the file adds to one customer."""
+    with open(path, newline="") as source:
+        return sum(int(row["Points"]) for row in csv.DictReader(source) if row["Email"] == email)
 
 
 # ---------------------------------------------------------------- in-process runner on SQLite

@@ -103,17 +103,22 @@ def owner_required(view):
     return login_required(wrapped)
 
 
-def get_owned_or_404(model_or_query, id):
-    """The row with this id in the current account; 404 for missing ids and other accounts' ids."""
+def get_owned(model_or_query, id):
+    """The row with this id in the current account, or None (also for other accounts' ids)."""
     query = model_or_query if isinstance(model_or_query, ModelSelect) else model_or_query.select()
     model = query.model
     try:
         id = int(id)
     except (TypeError, ValueError):
-        abort(404)
+        return None
     if not 0 < id < 2 ** 63:  # beyond any id the databases can hold: asking would only raise
-        abort(404)
-    row = query.where(model.id == id, model.account == g.account).first()
+        return None
+    return query.where(model.id == id, model.account == g.account).first()
+
+
+def get_owned_or_404(model_or_query, id):
+    """The row with this id in the current account; 404 for missing ids and other accounts' ids."""
+    row = get_owned(model_or_query, id)
     if row is None:
         abort(404)
     return row

@@ -48,11 +48,10 @@ def _limits() -> flow.Limits:
     return upload_limits(current_app.config)
 
 
-def _run_job(kind: str, upload: Import, status: str, done: tuple[str, ...]) -> Import:
-    """Queue a job the way the wizard does and wait for the import row to say it ended."""
-    flow.mark_queued(upload, status)
+def _run_job(kind: str, upload: Import, done: tuple[str, ...]) -> Import:
+    """Start a job the way the wizard does (the import was just queued) and wait for the row to say it ended."""
     if not enqueue(kind, upload.id, current_app.config["REDIS_URL"], _limits()):
-        _print({"import_id": upload.id, "status": status, "message": WAITING_MESSAGE})
+        _print({"import_id": upload.id, "status": upload.status, "message": WAITING_MESSAGE})
         sys.exit(1)
     while (upload := Import.get_by_id(upload.id)).status not in done:
         time.sleep(POLL_SECONDS)
@@ -112,7 +111,8 @@ def import_command(file, account_name, user_email, accept_terms, sheet, override
             raise FileRefused(" ".join(errors))
     except FileRefused as refused:
         _refuse(refused.message)
-    upload = _run_job("validate", upload, "validating", ("validated", "failed"))
+    flow.queue_validation(upload)
+    upload = _run_job("validate", upload, ("validated", "failed"))
     earlier = same_file.earlier_import(upload)
     duplicate = earlier.id if earlier else None
     if upload.status == "failed":
@@ -123,8 +123,8 @@ def import_command(file, account_name, user_email, accept_terms, sheet, override
         _print({"import_id": upload.id, "status": "dry_run", **review, "audience": None, "audience_members": 0,
                 "duplicate_of": duplicate, "problems": _problems(upload.id, ("parse", "review"))})
         return
-    flow.accept_terms(upload, user, None, current_app.config["TERMS_VERSION"], opt_in_sms, opt_in_email)
-    upload = _run_job("import", upload, "queued", ("completed", "failed"))
+    flow.submit(upload, user, None, current_app.config["TERMS_VERSION"], opt_in_sms, opt_in_email)
+    upload = _run_job("import", upload, ("completed", "failed"))
     if upload.status == "failed":
         _print({"import_id": upload.id, "status": "failed", "error": upload.error_message})
         sys.exit(1)

@@ -7,8 +7,9 @@ from webapp.importer import flow
 from webapp.importer.progress import progress as progress_of
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import FIELDS, IGNORE, attribute_name
-from webapp.importer.revert import REVERTIBLE, claim_revert
+from webapp.importer.revert import claim_revert
 from webapp.importer.revert import preview as revert_preview
+from webapp.importer.states import REVERTIBLE
 from webapp.models import Audience, Import, User
 from webapp.personas import Page
 from webapp.render import render

@@ -8,6 +8,8 @@ import datetime
 import json
 
 from peewee import (
+    SQL,
+    AutoField,
     BigIntegerField,
     BlobField,
     BooleanField,
@@ -17,10 +19,11 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     Model,
+    NodeList,
     TextField,
 )
 
-from webapp.db import db
+from webapp.db import db, is_sqlite
 
 
 def utcnow() -> datetime.datetime:
@@ -38,6 +41,18 @@ class JSONField(TextField):
         return None if value is None else json.loads(value)
 
 
+class NeverReusedId(AutoField):
+    """An id never handed out twice, even after its row is deleted: a stale page or link can never reach another row.
+
+    AUTOINCREMENT on SQLite (a plain INTEGER PRIMARY KEY takes the largest id + 1); PostgreSQL's sequences
+    never go back anyway.
+    """
+
+    def ddl(self, ctx):
+        node = super().ddl(ctx)
+        return NodeList((node, SQL("AUTOINCREMENT"))) if is_sqlite() else node
+
+
 class BaseModel(Model):
     class Meta:
         database = db
@@ -52,6 +67,7 @@ class Account(BaseModel):
 
 
 class User(BaseModel):
+    id = NeverReusedId()
     email = CharField(unique=True)
     name = CharField(default="")
     password_hash = CharField()
@@ -75,7 +91,8 @@ class Import(BaseModel):
     class Meta:
         table_name = "imports"
 
-    # draft -> validating -> validated -> queued -> running -> completed | failed; reverted after.
+    # Its statuses and moves: importer/states.py. version goes up with every move (compare-and-set).
+    id = NeverReusedId()
     account = ForeignKeyField(Account, backref="imports", on_delete="CASCADE")
     user = ForeignKeyField(User, on_delete="CASCADE")
     file_name = TextField(default="")
@@ -96,6 +113,7 @@ class Import(BaseModel):
     terms_accepted_by = ForeignKeyField(User, null=True, on_delete="SET NULL", backref="+")
     terms_ip = CharField(null=True)
     status = CharField(default="draft", index=True)
+    version = IntegerField(default=1)
     rows_total = IntegerField(default=0)
     rows_done = IntegerField(default=0)
     counts = JSONField(default=dict)
@@ -185,6 +203,7 @@ class ImportProblem(BaseModel):
 
 
 class Persona(BaseModel):
+    id = NeverReusedId()
     # No index of its own: (account, email) serves it, and a bare account index tempted PostgreSQL into
     # reading a whole account to find one chunk's personas.
     account = ForeignKeyField(Account, backref="personas", on_delete="CASCADE", index=False)
@@ -235,6 +254,7 @@ class PersonaAttribute(BaseModel):
 
 
 class Audience(BaseModel):
+    id = NeverReusedId()
     account = ForeignKeyField(Account, backref="audiences", on_delete="CASCADE")
     name = TextField()
     source_import = IntegerField(null=True, index=True)

@@ -1,4 +1,7 @@
 """Create or upgrade the schema: idempotent, with later changes as playhouse.migrate steps."""
+import re
+from contextlib import contextmanager
+
 from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
 from webapp.db import db, is_postgres
@@ -25,6 +28,13 @@ MIGRATIONS: list = [
                       db.execute_sql('DROP INDEX IF EXISTS "staged_chunk_upload_id_first_seq"'),
                       db.execute_sql('CREATE UNIQUE INDEX IF NOT EXISTS "staged_chunk_upload_id_kind_first_seq" '
                                      'ON "staged_chunk" ("upload_id", "kind", "first_seq")')],
+    # 7 -> 8: every move of an import bumps its version (see importer/states.py). Plain SQL: on SQLite,
+    # playhouse would rebuild the table to add NOT NULL, and dropping the old one cascades to its uploads.
+    lambda migrator: (None if "version" in {column.name for column in db.get_columns("imports")} else
+                      db.execute_sql('ALTER TABLE "imports" ADD COLUMN "version" INTEGER NOT NULL DEFAULT 1')),
+    # 8 -> 9: ids are never reused (SQLite's INTEGER PRIMARY KEY took the largest + 1, so a removed upload's
+    # number went to the next file).
+    lambda migrator: None if is_postgres() else [_autoincrement(table) for table in NEVER_REUSED],
 ]
 # Foreign keys of the tables an import fills by the million. A checked row (one trigger and one lookup
 # each) cost more than the row itself: a million new personas with their audit entries and audience
@@ -35,12 +45,64 @@ BULK_FOREIGN_KEYS = (("persona", "persona_account_id_fkey"), ("persona_attribute
                      ("audience_member", "audience_member_persona_id_fkey"),
                      ("audit_entry", "audit_entry_account_id_fkey"))
 CURRENT_VERSION = 1 + len(MIGRATIONS)
+# Tables whose ids are never reused, with the columns of other tables that name those ids without a foreign
+# key: the ids still named there are never handed out again either.
+NEVER_REUSED = {
+    "imports": (("audit_entry", "import_id"), ("audience", "source_import"), ("persona", "sms_consent_import"),
+                ("persona", "email_consent_import")),
+    "persona": (("audit_entry", "persona_id"),),
+    "audience": (("imports", "audience_id"),),
+    "user": (("audit_entry", "user_id"), ("imports", "reverted_by"), ("persona", "sms_consent_user"),
+             ("persona", "email_consent_user")),
+}
 
 
 def _add_column(migrator, table: str, name: str, field) -> None:
     """Add a column unless the table has it already (tables made by this version's create_tables do)."""
     if name not in {column.name for column in db.get_columns(table)}:
         migrate(migrator.add_column(table, name, field))
+
+
+def _autoincrement(table: str) -> None:
+    """Rebuild a SQLite table with an AUTOINCREMENT id (SQLite cannot alter one), continuing after every id in use.
+
+    SQLite's own way: a new table, the rows copied, the old one dropped, the new one renamed; foreign keys
+    are off meanwhile (see init_schema), so dropping the old table deletes nothing that points at it.
+    """
+    (create,) = db.execute_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]).fetchone()
+    if "AUTOINCREMENT" in create.upper():
+        return
+    indexes = [sql for (sql,) in db.execute_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL", [table])]
+    rebuilt = f"{table}__autoincrement"
+    create = re.sub(r'^CREATE TABLE "?\w+"?', f'CREATE TABLE "{rebuilt}"', create)
+    create, found = re.subn(r'("id" INTEGER NOT NULL PRIMARY KEY)', r"\1 AUTOINCREMENT", create, count=1)
+    if not found:
+        raise RuntimeError(f"unexpected id column in table {table}")
+    db.execute_sql(create)
+    db.execute_sql(f'INSERT INTO "{rebuilt}" SELECT * FROM "{table}"')
+    db.execute_sql(f'DROP TABLE "{table}"')
+    db.execute_sql(f'ALTER TABLE "{rebuilt}" RENAME TO "{table}"')
+    for sql in indexes:
+        db.execute_sql(sql)
+    named = [f'(SELECT MAX("{column}") FROM "{other}")' for other, column in NEVER_REUSED[table]]
+    (largest,) = db.execute_sql(f'SELECT MAX(COALESCE(x, 0)) FROM (SELECT MAX(id) AS x FROM "{table}" '
+                                + "".join(f" UNION ALL SELECT {sql}" for sql in named) + ")").fetchone()
+    db.execute_sql("DELETE FROM sqlite_sequence WHERE name = ?", [table])
+    db.execute_sql("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", [table, largest or 0])
+
+
+@contextmanager
+def _foreign_keys_off():
+    """SQLite without foreign-key enforcement for the block (a table rebuild must not cascade), checked after."""
+    if is_postgres():
+        yield
+        return
+    db.execute_sql("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: set before it begins
+    try:
+        yield
+    finally:
+        db.execute_sql("PRAGMA foreign_keys = ON")
 
 
 def migrator():
@@ -56,7 +118,7 @@ def _fast_compression() -> str:
 
 def init_schema() -> int:
     """Create missing tables, run pending migrations, and return the schema version."""
-    with db.atomic():
+    with _foreign_keys_off(), db.atomic():
         db.create_tables(MODELS, safe=True)
         if is_postgres():
             # Imports rewrite persona rows: free room on each page lets PostgreSQL update in place (HOT).
@@ -72,6 +134,8 @@ def init_schema() -> int:
             row = SchemaVersion.create(version=CURRENT_VERSION)
         for step in MIGRATIONS[row.version - 1:]:
             step(migrator())
+        if not is_postgres() and db.execute_sql("PRAGMA foreign_key_check").fetchall():
+            raise RuntimeError("the upgraded database breaks a foreign key; nothing was changed")
         if row.version != CURRENT_VERSION:
             row.version = CURRENT_VERSION
             row.save()

@@ -1,16 +1,19 @@
 """The import wizard: one view per step and verb, each rendering its step's partial.
 
 Every step is a URL carrying the import (/imports/<id>/mapping); the Import row is the wizard's
-state. A step asked for in the wrong state sends the user to the step the import is at.
+state. A step asked for in the wrong state sends the user to the step the import is at. Every form that
+changes an import carries the version it was shown for: a post for an import removed or changed since
+(another tab, a late second click) answers with the step as it now is, saying so, and does nothing.
 """
-from flask import Blueprint, Response, abort, current_app, g, redirect, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, g, redirect, request, url_for
 
-from webapp.auth import get_owned_or_404, login_required, owner_required
+from webapp.auth import get_owned, get_owned_or_404, login_required, owner_required
 from webapp.config import upload_limits
 from webapp.importer import flow, same_file
 from webapp.importer.errors import FileRefused
 from webapp.importer.progress import progress as progress_of
 from webapp.importer.fields import ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target
+from webapp.importer.states import Changed
 from webapp.importer.templates import TEMPLATES, template_csv, template_filename, template_xlsx
 from webapp.models import Import, utcnow
 from webapp.ratelimit import rate_limited
@@ -24,6 +27,8 @@ ATTRIBUTE = "attribute"  # the select's value for "Custom attribute"; its name c
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PROBLEMS_SHOWN = 20
 ACCEPT_TERMS = "Accept the consent terms to import."
+REMOVED = "This upload was removed in another tab. Nothing was imported from that page."
+CHANGED = "This import changed in another tab. Here it is as it is now; nothing was done from that page."
 
 
 # ---------------------------------------------------------------- helpers
@@ -67,6 +72,34 @@ def load(import_id: int, allowed: tuple[str, ...]) -> tuple[Import, Response | N
     if flow.is_submitted(upload) or upload.status not in allowed:
         return upload, go_to(upload)
     return upload, None
+
+
+def shown(import_id: int, allowed: tuple[str, ...]) -> tuple[Import | None, Response | None]:
+    """For a post: the import at the version its form was shown for, else the step it is at now, saying why."""
+    upload = get_owned(Import, import_id)
+    if upload is None or request.form.get("version", type=int) != upload.version:
+        return upload, changed_elsewhere(import_id)
+    if flow.is_submitted(upload) or upload.status not in allowed:
+        return upload, go_to(upload)
+    return upload, None
+
+
+@bp.errorhandler(Changed)
+def changed(error: Changed) -> Response:
+    """A move that found the import no longer as its form was shown for (states.advance): nothing was done."""
+    return changed_elsewhere(error.import_id)
+
+
+def changed_elsewhere(import_id: int) -> Response:
+    """The step the import is at now with why the post did nothing: 409, or 404 with step 1 when it is gone."""
+    upload = get_owned(Import, import_id)
+    flash(CHANGED if upload else REMOVED, "warning")
+    endpoint, args = (step_endpoint(upload), {"import_id": upload.id}) if upload else ("wizard.upload_get", {})
+    response = current_app.view_functions[endpoint](**args)
+    response.status_code = 409 if upload else 404
+    if wants_partial():
+        response.headers["HX-Push-Url"] = url_for(endpoint, **args)
+    return response
 
 
 def step(partial: str, title: str, status: int = 200, **context) -> Response:
@@ -156,16 +189,14 @@ def uploaded_get(import_id: int):
     return elsewhere or uploaded_step(upload)
 
 
-def _redescribe(import_id: int, **choice) -> Response:
+def _redescribe(upload: Import, **choice) -> Response:
     """Read the file again with the user's sheet or header line; the file's message inline when refused."""
-    upload, elsewhere = load(import_id, DRAFT_STEPS)
-    if elsewhere:
-        return elsewhere
     choice.setdefault("sheet", upload.sheet)
     try:
         flow.describe(upload, limits(), **choice)
     except FileRefused as refused:
-        return uploaded_step(Import.get_by_id(upload.id), status=422, error=refused.message)
+        current = get_owned(Import, upload.id)
+        return uploaded_step(current, status=422, error=refused.message) if current else changed_elsewhere(upload.id)
     flow.count_rows_if_cheap(upload, limits())
     return go_to(upload, "wizard.uploaded_get")
 
@@ -174,34 +205,36 @@ def _redescribe(import_id: int, **choice) -> Response:
 @owner_required
 def sheet_post(import_id: int):
     """Use another sheet of the workbook."""
+    upload, elsewhere = shown(import_id, DRAFT_STEPS)
+    if elsewhere:
+        return elsewhere
     sheet = request.form.get("sheet", "")
     if not sheet:
-        upload, elsewhere = load(import_id, DRAFT_STEPS)
-        return elsewhere or uploaded_step(upload, status=422, error="Choose the sheet to import.")
-    return _redescribe(import_id, sheet=sheet)
+        return uploaded_step(upload, status=422, error="Choose the sheet to import.")
+    return _redescribe(upload, sheet=sheet)
 
 
 @bp.post("/<int:import_id>/header")
 @owner_required
 def header_post(import_id: int):
     """Read the header row from the line the user names."""
+    upload, elsewhere = shown(import_id, DRAFT_STEPS)
+    if elsewhere:
+        return elsewhere
     line = request.form.get("header_line", type=int)
     if line is None or line < 1:
-        upload, elsewhere = load(import_id, DRAFT_STEPS)
-        return elsewhere or uploaded_step(upload, status=422,
-                                          error="Enter the line number of the header row (1 or more).")
-    return _redescribe(import_id, header_line=line)
+        return uploaded_step(upload, status=422, error="Enter the line number of the header row (1 or more).")
+    return _redescribe(upload, header_line=line)
 
 
 @bp.post("/<int:import_id>/remove")
 @owner_required
 def remove_post(import_id: int):
     """Discard the upload and start again."""
-    upload = get_owned_or_404(Import, import_id)
-    try:
-        flow.discard(upload)
-    except FileRefused:
-        return go_to(upload)
+    upload, elsewhere = shown(import_id, DRAFT_STEPS)
+    if elsewhere:
+        return elsewhere
+    flow.discard(upload)
     return go_to(None)
 
 
@@ -244,9 +277,9 @@ def mapping_get(import_id: int):
     return elsewhere or mapping_step(upload, upload.mapping)
 
 
-def load_mappable(import_id: int) -> tuple[Import, Response | None]:
-    """Like load(), and back to step 2 while the file has no headers to map (a sheet to choose)."""
-    upload, elsewhere = load(import_id, DRAFT_STEPS)
+def load_mappable(import_id: int, loader=load) -> tuple[Import, Response | None]:
+    """Like load() (or shown()), and back to step 2 while the file has no headers to map (a sheet to choose)."""
+    upload, elsewhere = loader(import_id, DRAFT_STEPS)
     if not elsewhere and (upload.file_error or not upload.headers):
         elsewhere = go_to(upload, "wizard.uploaded_get")
     return upload, elsewhere
@@ -267,14 +300,14 @@ def parse_mapping(upload: Import, form) -> dict:
 @owner_required
 def mapping_post(import_id: int):
     """Save the mapping and start the dry run; errors inline with the user's choices kept."""
-    upload, elsewhere = load_mappable(import_id)
+    upload, elsewhere = load_mappable(import_id, shown)
     if elsewhere:
         return elsewhere
     mapping = parse_mapping(upload, request.form)
     errors = flow.set_mapping(upload, mapping)
     if errors:
         return mapping_step(upload, mapping, status=422, errors=errors)
-    flow.mark_queued(upload, "validating")
+    flow.queue_validation(upload)
     start_job("validate", upload)
     return go_to(upload, "wizard.review_get")
 
@@ -300,9 +333,11 @@ def review_step(upload: Import, status: int = 200, **context) -> Response:
 @owner_required
 def review_counts_get(import_id: int):
     """The Review step's counts for the opt-in-all boxes as ticked (refreshed as they change)."""
-    upload, elsewhere = load(import_id, ("validated",))
-    if elsewhere:
-        return elsewhere
+    upload = get_owned(Import, import_id)
+    if upload is None or request.args.get("version", type=int) != upload.version:
+        # In place of the counts: the page is out of date, and Import Personas will do nothing from it.
+        return render(PAGE, "imports/steps/_review_counts.html", status=409 if upload else 404, title="Review",
+                      notice=CHANGED if upload else REMOVED)
     opt_in_sms, opt_in_email = bool(request.args.get("opt_in_sms")), bool(request.args.get("opt_in_email"))
     return render(PAGE, "imports/steps/_review_counts.html", title="Review", upload=upload,
                   review=flow.review_counts(upload, opt_in_sms, opt_in_email))
@@ -320,16 +355,14 @@ def review_get(import_id: int):
 @owner_required
 def review_post(import_id: int):
     """Accept the terms and queue the import (step 5)."""
-    upload, elsewhere = load(import_id, ("validated",))
+    upload, elsewhere = shown(import_id, ("validated",))
     if elsewhere:
         return elsewhere
     opt_in_sms, opt_in_email = bool(request.form.get("opt_in_sms")), bool(request.form.get("opt_in_email"))
     if not request.form.get("accept_terms"):
         return review_step(upload, status=422, error=ACCEPT_TERMS, opt_in_sms=opt_in_sms, opt_in_email=opt_in_email)
-    flow.accept_terms(upload, g.user, request.remote_addr, current_app.config["TERMS_VERSION"],
-                      opt_in_sms, opt_in_email)
     try:
-        flow.mark_queued(upload, "queued")
+        flow.submit(upload, g.user, request.remote_addr, current_app.config["TERMS_VERSION"], opt_in_sms, opt_in_email)
     except FileRefused as refused:
         return review_step(upload, status=422, error=refused.message)
     start_job("import", upload)

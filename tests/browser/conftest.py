@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from webapp import create_app
 from webapp.accounts import create_account, create_user
@@ -22,6 +21,7 @@ from webapp.db import db
 from webapp.models import Membership
 from webapp.schema import init_schema
 from tests.conftest import _test_config
+from tests.live_server import LiveServer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -61,23 +61,6 @@ def pytest_collection_modifyitems(config, items):
 
 
 # ---------------------------------------------------------------------------------------------- servers
-
-class LiveServer:
-    """A WSGI app served by werkzeug on host:<random port> from a daemon thread."""
-
-    def __init__(self, app, host: str = "127.0.0.1"):
-        self.app = app
-        self.server = make_server(host, 0, app, threaded=True)
-        self.port = self.server.server_port
-        self.url = f"http://{host}:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name=f"live-{self.port}", daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
 
 @dataclass
 class Live:

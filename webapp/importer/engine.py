@@ -29,6 +29,7 @@ from webapp.importer.parse import PROBLEM_SCHEMA, Plan
 from webapp.importer.personas_io import refresh_statistics, write_personas
 from webapp.importer.problem_rows import fill_problem_cells
 from webapp.importer.readers import open_table
+from webapp.importer.states import move
 from webapp.importer.storage import opened_file
 from webapp.models import AppliedUnit, Audience, AuditEntry, Import, utcnow
 
@@ -111,10 +112,8 @@ def _complete(upload: Import, lease: str) -> Import:
     for (unit_counts,) in AppliedUnit.select(AppliedUnit.counts).where(AppliedUnit.upload == upload.id).tuples():
         counts.update(unit_counts if isinstance(unit_counts, dict) else json.loads(unit_counts))
     now = utcnow()
-    with write_transaction():
-        check_lease(upload.id, lease)
-        Import.update(status="completed", finished_at=now, lease=None, heartbeat_at=now, counts=dict(counts)).where(
-            Import.id == upload.id).execute()
+    if not move(upload.id, "complete", held=lease, finished_at=now, lease=None, heartbeat_at=now, counts=dict(counts)):
+        raise LeaseLost(f"import {upload.id} is owned by another run")
     return Import.get_by_id(upload.id)
 
 

@@ -3,7 +3,7 @@ import re
 from itertools import groupby
 
 from webapp.db import write_transaction
-from webapp.importer import problem_rows, reasserted, staging, storage
+from webapp.importer import problem_rows, reasserted, staging, states, storage
 from webapp.importer.cascade import delete_audiences
 from webapp.importer.engine import import_table
 from webapp.importer.errors import FileRefused
@@ -11,6 +11,7 @@ from webapp.importer.fields import auto_match, normalize_header, validate_mappin
 from webapp.importer.readers import OLE2_MAGIC, count_rows
 from webapp.importer.report import report_bytes
 from webapp.importer.storage import store_file
+from webapp.importer.states import BEFORE_SUBMIT, WORKING
 from webapp.models import Audience, Import, ImportProblem, ProblemRow, RememberedMapping, UploadChunk, utcnow
 
 
@@ -67,27 +68,23 @@ def _rewound(stream):
 
 def describe(upload: Import, limits: Limits, sheet: str | None = None, header_line: int | None = None,
              local=None) -> Import:
-    """(Re)read the file's sheets, header row and samples, and pre-fill the mapping."""
-    upload.sheet, upload.header_line = sheet, header_line
+    """(Re)read the file's sheets, header row and samples, and pre-fill the mapping; states.Changed if it changed."""
+    upload.sheet, upload.header_line = sheet, header_line  # what import_table reads
     try:
         with import_table(upload, limits.max_rows, limits.max_bytes, local) as table:
-            upload.kind, upload.sheet_names = table.kind, table.sheet_names
-            upload.sheet, upload.header_line, upload.headers = table.sheet, table.header_line, table.headers
-            upload.samples = table.sample(3)
+            found = {"kind": table.kind, "sheet_names": table.sheet_names, "sheet": table.sheet,
+                     "header_line": table.header_line, "headers": table.headers, "samples": table.sample(3)}
     except FileRefused as refused:
         if not refused.sheets or sheet is not None:
             raise
         # A multi-sheet workbook waits for the user's choice instead of being refused outright.
-        upload.file_error, upload.sheet_names = refused.message, refused.sheets
-        upload.kind = workbook_kind(upload)
-        upload.headers, upload.samples, upload.mapping, upload.row_count = [], {}, {}, None
-        _unstage(upload)
-        upload.save()
-        return upload
-    upload.file_error, upload.row_count = None, None
-    upload.mapping = auto_match(upload.headers, remembered_mappings(upload.account_id), upload.samples)
-    _unstage(upload)
-    upload.save()
+        found = {"file_error": refused.message, "sheet_names": refused.sheets, "kind": workbook_kind(upload),
+                 "sheet": sheet, "header_line": header_line, "headers": [], "samples": {}, "mapping": {}}
+    else:
+        found.update(file_error=None, mapping=auto_match(found["headers"], remembered_mappings(upload.account_id),
+                                                         found["samples"]))
+    with write_transaction():
+        _unstage(upload, "describe", row_count=None, **found)
     return upload
 
 
@@ -104,14 +101,12 @@ def remembered_mappings(account_id: int) -> dict:
 
 
 def set_mapping(upload: Import, mapping: dict[str, str]) -> list[str]:
-    """Check and save the user's mapping, remembering it for the account; returns the errors."""
+    """Check and save the user's mapping, remembering it for the account; returns the errors (states.Changed)."""
     errors = validate_mapping(mapping)
     if errors:
         return errors
     with write_transaction():
-        upload.mapping = mapping
-        _unstage(upload)
-        upload.save()
+        _unstage(upload, "map", mapping=mapping)
         # A header longer than any real one is not worth remembering (and would not fit the index).
         rows = [{"account": upload.account_id, "header_key": normalize_header(h), "target": t}
                 for h, t in mapping.items() if len(normalize_header(h)) <= 200]
@@ -122,13 +117,12 @@ def set_mapping(upload: Import, mapping: dict[str, str]) -> list[str]:
     return []
 
 
-def _unstage(upload: Import) -> None:
-    """Forget an earlier validation: the rows must be parsed again with the new mapping."""
-    if upload.staged or upload.status in ("validated", "validating"):
-        staging.delete(upload.id)
-        ImportProblem.delete().where(ImportProblem.upload == upload).execute()
-        ProblemRow.delete().where(ProblemRow.upload == upload).execute()
-    upload.staged, upload.review, upload.status = False, {}, "draft"
+def _unstage(upload: Import, move: str, **changes) -> None:
+    """Make a move back to draft and forget any earlier validation: the rows must be parsed again."""
+    states.advance(upload, move, staged=False, review={}, **changes)
+    staging.delete(upload.id)
+    ImportProblem.delete().where(ImportProblem.upload == upload).execute()
+    ProblemRow.delete().where(ProblemRow.upload == upload).execute()
 
 
 COUNTED = ("created", "updated", "unchanged", "rejected", "warnings")
@@ -142,33 +136,29 @@ def review_counts(upload: Import, opt_in_sms: bool, opt_in_email: bool) -> dict:
     return {"rows": review.get("rows", 0), **{name: chosen.get(name, 0) for name in COUNTED}}
 
 
-def accept_terms(upload: Import, user, ip: str | None, terms_version: str, opt_in_sms: bool, opt_in_email: bool):
-    """Record the terms acceptance (user, time, IP, version) and the opt-in-all choices."""
-    upload.terms_version, upload.terms_accepted_at = terms_version, utcnow()
-    upload.terms_accepted_by, upload.terms_ip = user, ip
-    upload.options = {"opt_in_sms": bool(opt_in_sms), "opt_in_email": bool(opt_in_email)}
-    upload.save()
+def queue_validation(upload: Import) -> None:
+    """Put the dry run in the queue's hands (states.Changed if the import changed since it was read)."""
+    # Without a lease, a validation still running for an earlier mapping stops at its next chunk.
+    states.advance(upload, "validate", queued_at=utcnow(), error_message=None, lease=None, rows_done=0)
 
 
-def mark_queued(upload: Import, status: str) -> None:
-    """Put the import (or its validation) in the queue's hands."""
-    if status == "queued" and not (upload.terms_accepted_at and upload.staged):
-        raise FileRefused("Accept the consent terms on the Review step before importing.")
-    upload.status, upload.queued_at, upload.error_message = status, utcnow(), None
-    if status == "validating":
-        # A validation still running for an earlier mapping loses its lease and stops at its next chunk.
-        upload.lease = None
-    # The progress bar counts this job's rows: validation from 0, applying from its checkpoint.
-    upload.rows_done = upload.checkpoint if status == "queued" else 0
-    upload.save()
+def submit(upload: Import, user, ip: str | None, terms_version: str, opt_in_sms: bool, opt_in_email: bool) -> None:
+    """Record the terms acceptance (user, time, IP, version) and the opt-in-all choices, and queue the import.
+
+    One move from the validated state the user reviewed: a second click, or a form shown before, does nothing
+    (states.Changed).
+    """
+    if not upload.staged:
+        raise FileRefused("Check the file on the Review step before importing.")
+    states.advance(upload, "submit", terms_version=terms_version, terms_accepted_at=utcnow(), terms_accepted_by=user,
+                   terms_ip=ip, options={"opt_in_sms": bool(opt_in_sms), "opt_in_email": bool(opt_in_email)},
+                   queued_at=utcnow(), error_message=None, rows_done=upload.checkpoint)
 
 
 # ---------------------------------------------------------------- for the wizard and the history page
 
 # Files small enough to count while the user waits for the Uploaded step (a few hundred ms at most).
 CHEAP_COUNT_BYTES = {"csv": 20 * 1024 * 1024, "xlsx": 1024 * 1024, "xls": 1024 * 1024}
-BEFORE_SUBMIT = ("draft", "validating", "validated")
-WORKING = ("validating", "queued", "running", "reverting")
 PROBLEMS_PER_QUERY = 500
 
 
@@ -188,7 +178,9 @@ def _count_if_cheap(upload: Import, limits: Limits, local=None) -> int | None:
         return None
     with import_table(upload, limits.max_rows, limits.max_bytes, local) as table:
         upload.row_count = count_rows(table)
-    upload.save(only=[Import.row_count])
+    # A fact of the file as read at this version: not written if another sheet or header row was chosen since.
+    Import.update(row_count=upload.row_count).where(
+        (Import.id == upload.id) & (Import.version == upload.version)).execute()
     return upload.row_count
 
 
@@ -203,6 +195,7 @@ def discard(upload: Import) -> None:
         raise FileRefused("This import has started; it can no longer be removed. Its file can be deleted "
                           "from the import history once it has finished.")
     with write_transaction():
+        states.advance(upload, "remove")  # from the state it was read in, holding the row until it is gone
         upload.delete_instance(recursive=True)
 
 
@@ -211,17 +204,19 @@ def delete_file(upload: Import) -> None:
 
     The cells of problem rows stay: the problem report is how a user fixes and re-imports them.
     """
+    running = FileRefused("This import is still running. Delete its file once it has finished.")
     if upload.status in WORKING:
-        raise FileRefused("This import is still running. Delete its file once it has finished.")
+        raise running
     with write_transaction():
+        if not states.move(upload.id, "delete_file", file_deleted=True, staged=False, audience_id=None):
+            raise running if Import.get_by_id(upload.id).status in WORKING else FileRefused(
+                "Only a finished import's file can be deleted; remove an unfinished upload from its Uploaded step.")
         # A revert of an earlier import must still know what this one's rows set again.
         reasserted.keep_digest(upload)
         storage.delete_file(upload)
         staging.delete(upload.id)
         delete_audiences(Audience.select(Audience.id).where(
             (Audience.source_import == upload.id) & (Audience.account == upload.account_id)))
-        upload.file_deleted, upload.staged, upload.audience_id = True, False, None
-        upload.save(only=[Import.file_deleted, Import.staged, Import.audience_id])
 
 
 def problem_sources(upload: Import) -> tuple[str, str]:

@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 from webapp.db import is_postgres, write_transaction
+from webapp.importer.states import RUN_MOVES, move
 from webapp.models import Import, utcnow
 
 STALE_AFTER = timedelta(seconds=60)
@@ -30,10 +31,10 @@ def _locked(import_id: int) -> Import:
 def claim(import_id: int, ready: tuple[str, ...], working: str, max_attempts: int | None = None) -> str | None:
     """Take the import's lease when it is ready, or when its holder stopped beating; else None.
 
-    Under the import's row lock, so of two runs started together exactly one gets the lease. A fresh
-    start counts attempt 1; each takeover of a dead run counts one more, and past max_attempts the
-    import is failed instead. started_at excludes the time the import lay dead, so that
-    rows_done / (heartbeat_at - started_at) stays the working rate.
+    Under the import's row lock, so of two runs started together exactly one gets the lease, and as a move
+    from the version read there. A fresh start counts attempt 1; each takeover of a dead run counts one
+    more, and past max_attempts the import is failed instead. started_at excludes the time the import lay
+    dead, so that rows_done / (heartbeat_at - started_at) stays the working rate.
     """
     with write_transaction():
         upload = _locked(import_id)
@@ -41,7 +42,7 @@ def claim(import_id: int, ready: tuple[str, ...], working: str, max_attempts: in
         dead = upload.heartbeat_at is None or upload.heartbeat_at < now - stale_after()
         if upload.status in ready or (upload.status == working and upload.lease is None):
             # Queued afresh (a validation is queued straight into "validating", with no lease).
-            upload.attempt, upload.started_at = 1, now
+            attempt, started_at = 1, now
         elif upload.status == working and dead:
             if max_attempts is not None and upload.attempt >= max_attempts:
                 _halt(upload, now)
@@ -49,24 +50,21 @@ def claim(import_id: int, ready: tuple[str, ...], working: str, max_attempts: in
             worked = (upload.heartbeat_at - upload.started_at
                       if upload.heartbeat_at and upload.started_at and upload.heartbeat_at > upload.started_at
                       else timedelta(0))
-            upload.attempt += 1
-            upload.started_at = now - worked
+            attempt, started_at = upload.attempt + 1, now - worked
         else:
             return None
-        upload.lease, upload.status = uuid.uuid4().hex, working
+        lease = uuid.uuid4().hex
         # Applying resumes at the checkpoint; a validation starts over.
-        upload.rows_done = upload.checkpoint if working == "running" else 0
-        upload.heartbeat_at = now
-        upload.error_message = None
-        upload.save()
-        return upload.lease
+        taken = move(import_id, RUN_MOVES[working], version=upload.version, held=upload.lease, lease=lease,
+                     attempt=attempt, started_at=started_at, heartbeat_at=now, error_message=None,
+                     rows_done=upload.checkpoint if working == "running" else 0)
+        return lease if taken else None
 
 
 def _halt(upload: Import, now) -> None:
-    upload.status, upload.lease, upload.finished_at = "failed", None, now
-    upload.error_message = (f"The import stopped unexpectedly {upload.attempt} times and was halted. "
-                            "Rows applied so far stay applied; none was applied twice.")
-    upload.save()
+    move(upload.id, "halt", version=upload.version, held=upload.lease, lease=None, finished_at=now,
+         error_message=(f"The import stopped unexpectedly {upload.attempt} times and was halted. "
+                        "Rows applied so far stay applied; none was applied twice."))
 
 
 def fail(import_id: int, lease: str | None, message: str) -> None:
@@ -75,15 +73,12 @@ def fail(import_id: int, lease: str | None, message: str) -> None:
     With a lease: only if that lease still holds. Without: only if no run holds it (lease cleared,
     or its heartbeat stale), so a late failure report never fails a run that took over.
     """
-    query = Import.update(status="failed", error_message=message, finished_at=utcnow(), lease=None)
-    query = query.where(Import.id == import_id)
     if lease is not None:
-        query = query.where(Import.lease == lease)
-    else:
-        stale = utcnow() - stale_after()
-        query = query.where(Import.status.in_(("queued", "validating", "running")) & (
-            Import.lease.is_null() | Import.heartbeat_at.is_null() | (Import.heartbeat_at < stale)))
-    query.execute()
+        move(import_id, "fail", held=lease, error_message=message, finished_at=utcnow(), lease=None)
+        return
+    stale = utcnow() - stale_after()
+    move(import_id, "fail", where=Import.lease.is_null() | Import.heartbeat_at.is_null() | (Import.heartbeat_at < stale),
+         error_message=message, finished_at=utcnow(), lease=None)
 
 
 def check_lease(import_id: int, lease: str) -> Import:

@@ -6,7 +6,7 @@ from itertools import islice
 
 from peewee import Tuple
 
-from webapp.db import is_postgres, write_transaction
+from webapp.db import write_transaction
 from webapp.importer import bulk
 from webapp.importer.cascade import delete_audiences, delete_personas
 from webapp.importer.errors import FileRefused
@@ -15,10 +15,10 @@ from webapp.importer.merge import CONSENT_CHANNELS, PersonaIndex
 from webapp.importer.personas_io import load_by_ids, write_personas
 from webapp.importer.reasserted import Later, label
 from webapp.importer.revert_restore import restore, who
+from webapp.importer.states import REVERTED, REVERTING, move
 from webapp.models import Audience, AuditEntry, Import, Persona, PersonaAttribute, utcnow
 
 PERSONAS_PER_CHUNK = 1000
-REVERTIBLE = ("completed", "failed")
 # A revert that has not finished a chunk for this long died: another may resume it.
 REVERT_STALE = timedelta(minutes=10)
 
@@ -30,26 +30,27 @@ def revert(import_id: int, account_id: int, user_id: int) -> dict:
 
 
 def claim_revert(import_id: int, account_id: int, user_id: int) -> None:
-    """Mark the import as reverting under its row lock, so two reverts never subtract points twice."""
-    with write_transaction():
-        query = Import.select().where((Import.id == import_id) & (Import.account == account_id))
-        upload = (query.for_update() if is_postgres() else query).first()
-        if upload is None:
-            raise FileRefused(f"There is no import #{import_id} in this account.")
-        if upload.status == "reverted":
-            raise FileRefused(f"Import #{import_id} was already reverted.")
-        if upload.status == "reverting" and upload.reverted_at > utcnow() - REVERT_STALE:
-            raise FileRefused(f"Import #{import_id} is being reverted right now.")
-        if upload.status not in REVERTIBLE + ("reverting",):
-            raise FileRefused(f"Import #{import_id} is {upload.status}; only finished imports can be reverted.")
-        upload.status, upload.reverted_at, upload.reverted_by = "reverting", utcnow(), user_id
-        upload.save()
+    """Mark the import as reverting, as one move from a finished state, so two reverts never subtract points twice."""
+    now = utcnow()
+    # Or taking over a revert whose run died (it stamps reverted_at at each chunk).
+    not_running = (Import.status != REVERTING) | (Import.reverted_at < now - REVERT_STALE)
+    if move(import_id, "revert", where=(Import.account == account_id) & not_running, reverted_at=now,
+            reverted_by=user_id):
+        return
+    upload = Import.get_or_none((Import.id == import_id) & (Import.account == account_id))
+    if upload is None:
+        raise FileRefused(f"There is no import #{import_id} in this account.")
+    if upload.status == REVERTED:
+        raise FileRefused(f"Import #{import_id} was already reverted.")
+    if upload.status == REVERTING:
+        raise FileRefused(f"Import #{import_id} is being reverted right now.")
+    raise FileRefused(f"Import #{import_id} is {upload.status}; only finished imports can be reverted.")
 
 
 def run_revert(import_id: int) -> dict:
     """Revert a claimed import chunk by chunk (resuming where a stopped run left off); returns the result."""
     upload = Import.get_by_id(import_id)
-    if upload.status != "reverting":
+    if upload.status != REVERTING:
         return upload.revert_result or {}
     result = upload.revert_result or {"reverted": 0, "not_reverted": []}
     later = Later(upload)
@@ -59,11 +60,11 @@ def run_revert(import_id: int) -> dict:
             _write(upload, plan)
             result["reverted"] += plan.reverted
             result["not_reverted"] += plan.not_reverted
-            Import.update(reverted_at=utcnow(), revert_result=result).where(Import.id == import_id).execute()
+            Import.update(reverted_at=utcnow(), revert_result=result).where(
+                (Import.id == import_id) & (Import.status == REVERTING)).execute()
     with write_transaction():
         delete_audiences(Audience.select(Audience.id).where(Audience.source_import == import_id))
-        Import.update(status="reverted", reverted_at=utcnow(), audience_id=None, revert_result=result).where(
-            Import.id == import_id).execute()
+        move(import_id, "reverted", reverted_at=utcnow(), audience_id=None, revert_result=result)
     return result
 
 

@@ -31,7 +31,7 @@ def store_file(upload: Import, stream, max_bytes: int) -> None:
             _insert_chunk(upload.id, seq, block)
             seq += 1
         upload.size, upload.sha256 = size, digest.hexdigest()
-        upload.save(only=[Import.size, Import.sha256])
+        Import.update(size=upload.size, sha256=upload.sha256).where(Import.id == upload.id).execute()
 
 
 def _insert_chunk(upload_id: int, seq: int, block: bytes) -> None:

@@ -23,6 +23,7 @@ from webapp.importer import independence, lookup, merge_columns, row_merge, stag
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import CHANNELS
 from webapp.importer.lease import check_lease
+from webapp.importer.states import move
 from webapp.importer.merge import Stamp
 from webapp.importer.parse import PROBLEM_SCHEMA, Plan, parse_batch
 from webapp.importer.personas_io import refresh_statistics
@@ -96,8 +97,8 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
     review = simulation.summary(total)
     with write_transaction():
         check_lease(import_id, lease)
-        Import.update(review=review, staged=True, rows_total=total, rows_done=total, row_count=total,
-                      status="validated", lease=None, finished_at=utcnow()).where(Import.id == import_id).execute()
+        move(import_id, "validated", held=lease, review=review, staged=True, rows_total=total, rows_done=total,
+             row_count=total, lease=None, finished_at=utcnow())
     return review
 
 

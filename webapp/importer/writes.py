@@ -39,8 +39,10 @@ def new_ids(count: int) -> list[int]:
             return list(range(low, high + 1))  # no other import took one between ours: a block
         rows = db.execute_sql("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count])
         return sorted(new_id for (new_id,) in rows.fetchall())
-    # SQLite: the chunk's transaction holds the write lock, so nobody else takes the ids after the largest.
-    largest = db.execute_sql(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"').fetchone()[0]
+    # SQLite: the chunk's transaction holds the write lock, so nobody else takes the ids after the largest
+    # ever given (sqlite_sequence: AUTOINCREMENT's record), never an id a deleted persona had.
+    largest = db.execute_sql(f'SELECT MAX(COALESCE(MAX(id), 0), COALESCE((SELECT seq FROM sqlite_sequence '
+                             f'WHERE name = ?), 0)) FROM "{table}"', [table]).fetchone()[0]
     return list(range(largest + 1, largest + 1 + count))
 
 

@@ -1,0 +1,87 @@
+"""An import's statuses, the moves between them, and the one way to make a move: a compare-and-set UPDATE.
+
+    draft -> validating -> validated -> queued -> running -> completed | failed
+    (draft, validated, failed before submitting: back to draft with another sheet, header row or mapping)
+    completed | failed -> reverting -> reverted
+
+A move happens only while the row is in a status it starts from, and, where the caller says so, still at
+the version it read and under the lease it holds. Every move bumps the version, so a form shown before
+(another tab, a request whose body came late) or a job that lost its run changes nothing.
+"""
+from dataclasses import dataclass
+
+from webapp.models import Import
+
+DRAFT, VALIDATING, VALIDATED = "draft", "validating", "validated"
+QUEUED, RUNNING, COMPLETED, FAILED = "queued", "running", "completed", "failed"
+REVERTING, REVERTED = "reverting", "reverted"
+
+BEFORE_SUBMIT = (DRAFT, VALIDATING, VALIDATED)
+EDITABLE = (DRAFT, VALIDATED, FAILED)  # the Uploaded and Map steps, while the import was never submitted
+WORKING = (VALIDATING, QUEUED, RUNNING, REVERTING)
+FINISHED = (COMPLETED, FAILED, REVERTED)
+REVERTIBLE = (COMPLETED, FAILED)
+
+
+@dataclass(frozen=True)
+class Move:
+    """A state change: the statuses it starts from, the status it ends in (None: unchanged)."""
+
+    start: tuple[str, ...]
+    to: str | None
+    unsubmitted: bool = False  # only for an import whose terms were never accepted (the wizard's own moves)
+
+
+MOVES = {
+    "describe": Move(EDITABLE, DRAFT, unsubmitted=True),  # the file read again: another sheet or header row
+    "map": Move(EDITABLE, DRAFT, unsubmitted=True),
+    "validate": Move((DRAFT,), VALIDATING, unsubmitted=True),  # queue the dry run
+    "remove": Move(EDITABLE, None, unsubmitted=True),  # the row is deleted in the same transaction
+    "submit": Move((VALIDATED,), QUEUED, unsubmitted=True),  # terms accepted, import queued
+    "run_validation": Move((VALIDATING,), VALIDATING),  # a worker takes (or takes over) the lease
+    "run_apply": Move((QUEUED, RUNNING), RUNNING),
+    "validated": Move((VALIDATING,), VALIDATED),
+    "complete": Move((RUNNING,), COMPLETED),
+    "fail": Move((VALIDATING, QUEUED, RUNNING), FAILED),
+    "halt": Move((VALIDATING, RUNNING), FAILED),  # too many runs died
+    "delete_file": Move(FINISHED, None),
+    "revert": Move((*REVERTIBLE, REVERTING), REVERTING),  # REVERTING: taking over a revert that died
+    "reverted": Move((REVERTING,), REVERTED),
+}
+RUN_MOVES = {VALIDATING: "run_validation", RUNNING: "run_apply"}
+ANY = object()  # held=ANY: whatever lease the row has
+
+
+class Changed(Exception):
+    """The import is no longer in the state it was read in (changed or removed since); nothing was done."""
+
+    def __init__(self, import_id: int):
+        super().__init__(f"import {import_id} changed since it was read")
+        self.import_id = import_id
+
+
+def move(import_id: int, name: str, *, version: int | None = None, held=ANY, where=None, **changes) -> bool:
+    """Make move `name` from the state expected (version, lease held, where), setting changes; True if it happened."""
+    rule = MOVES[name]
+    expected = (Import.id == import_id) & Import.status.in_(rule.start)
+    if rule.unsubmitted:
+        expected &= Import.terms_accepted_at.is_null()
+    if version is not None:
+        expected &= Import.version == version
+    if held is not ANY:
+        expected &= Import.lease.is_null() if held is None else Import.lease == held
+    if where is not None:
+        expected &= where
+    if rule.to is not None:
+        changes["status"] = rule.to
+    return Import.update(**changes, version=Import.version + 1).where(expected).execute() == 1
+
+
+def advance(upload: Import, name: str, **changes) -> None:
+    """Make the move from the version this upload was read at, and update it to match; else Changed."""
+    if not move(upload.id, name, version=upload.version, **changes):
+        raise Changed(upload.id)
+    for field, value in changes.items():
+        setattr(upload, field, value)
+    upload.status = MOVES[name].to or upload.status
+    upload.version += 1

@@ -61,7 +61,7 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
             parsed = parse_batch(batch, plan, ctx, memos)
             rows = parsed.rows.with_columns(seq=pl.int_range(total + 1, total + 1 + len(parsed.rows), dtype=pl.Int64))
             total += len(rows)
-            parts.append(_spill(spill, rows))
+            parts.append((*_spill(spill, rows), total))
             keys.append(independence.row_keys(rows))
             with chunk_transaction():
                 check_lease(import_id, lease)
@@ -78,8 +78,12 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
         # other mostly polars and the database, so the two share the machine's cores.
         interacting = Simulation(upload, plan)
         with _beside(lambda: interacting.run_groups(_read_rows(spill, parts, groups), lease)):
-            for part in parts:
-                rows = _unspill(spill, part).join(matched, on="seq", how="left").join(groups, on="seq", how="left")
+            # Each part joins its own matches and groups: joining all of them built their hash tables per part.
+            lasts = pl.Series([last for _, _, last in parts], dtype=pl.Int64)
+            matched_of, groups_of = _by_part(matched, lasts), _by_part(groups, lasts)
+            for number, part in enumerate(parts):
+                rows = (_unspill(spill, part).join(matched_of.get(number, matched.clear()), on="seq", how="left")
+                        .join(groups_of.get(number, groups.clear()), on="seq", how="left"))
                 alone = with_state(account_id, rows.filter(pl.col("group").is_null()))
                 merged = merge_columns.merge(alone, plan.mapped(), simulation.stamp, plan.headers(), writes=False)
                 simulation.count_merged(merged, int(alone["warnings"].sum()))
@@ -120,9 +124,16 @@ def _spill(spill, rows: pl.DataFrame) -> tuple[int, int]:
     return offset, len(data)
 
 
-def _unspill(spill, part: tuple[int, int]) -> pl.DataFrame:
-    offset, length = part
+def _unspill(spill, part: tuple[int, int, int]) -> pl.DataFrame:
+    """A part's rows back from the temp file (part: offset, length, last seq)."""
+    offset, length, _ = part
     return staging.decode(os.pread(spill.fileno(), length, offset))
+
+
+def _by_part(frame: pl.DataFrame, lasts: pl.Series) -> dict[int, pl.DataFrame]:
+    """A frame with a "seq" column split by part: part n holds the seqs after part n-1's last, up to its own."""
+    numbered = frame.with_columns(_part=lasts.search_sorted(frame["seq"], side="left"))
+    return {key[0]: piece for key, piece in numbered.partition_by("_part", as_dict=True, include_key=False).items()}
 
 
 def _read_rows(spill, parts: list, groups: pl.DataFrame) -> pl.DataFrame:

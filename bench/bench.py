@@ -37,7 +37,7 @@ FRESH_RATE, FRESH_COPY_RATIO, UPDATE_RATE, SQLITE_RATE = 40_000, 15, 25_000, 15_
 XLSX_RATE, XLS_RATE = 20_000, 25_000
 RSS_LIMIT_MB, UPLOAD_SECONDS = 400, 1.0
 
-MEASUREMENTS = ["copy", "upload", "dry-run", "fresh", "update", "xlsx-read", "xlsx", "xls-read", "xls", "sqlite"]
+MEASUREMENTS = ["copy", "upload", "dry-run", "fresh", "floor", "update", "xlsx-read", "xlsx", "xls-read", "xls", "sqlite"]
 STATUS_ORDER = ["draft", "validating", "validated", "queued", "running", "completed"]
 
 
@@ -438,6 +438,45 @@ class Bench:
         self.queue_import("fresh", "CSV import, empty database", path, self.args.rows)
         self.fresh_loaded = True
 
+    def floor(self) -> None:
+        """PostgreSQL's own writes of what the fresh import wrote: its personas, attributes, audit entries and
+        audience members, COPYed back into an empty schema on two connections (as the apply's two writers)."""
+        if not self.fresh_loaded:
+            print("floor: importing the fresh CSV first (not measured)", flush=True)
+            self.queue_import("floor-setup", "setup", self.file("fresh", self.args.rows), self.args.rows,
+                              record=False)
+        writers = (("persona", "persona_attribute"), ("audit_entry", "audience_member"))
+        with tempfile.TemporaryDirectory(prefix="personas-floor-") as tmp:
+            conn = pg_connect(self.pg)
+            with conn.cursor() as cur:
+                for table in (name for tables in writers for name in tables):
+                    with open(f"{tmp}/{table}", "wb") as f:
+                        cur.copy_expert(f'COPY "{table}" TO STDOUT', f, size=1 << 20)
+                cur.execute('SELECT count(*) FROM "persona"')
+                rows = cur.fetchone()[0]
+            conn.close()
+            self.setup(self.pg)
+            pg_connect(self.pg).cursor().execute("CHECKPOINT")
+
+            def write(tables: tuple[str, ...]) -> None:
+                conn = pg_connect(self.pg)
+                with conn.cursor() as cur:
+                    for table in tables:
+                        with open(f"{tmp}/{table}", "rb") as f:
+                            cur.copy_expert(f'COPY "{table}" FROM STDIN', f, size=1 << 20)
+                conn.close()
+
+            threads = [threading.Thread(target=write, args=(tables,)) for tables in writers]
+            started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            seconds = time.perf_counter() - started
+        self.lines.append(Line("PostgreSQL COPY of the fresh import's own rows (floor)", rows, seconds, None, "floor"))
+        # The personas the fresh import made are back, as the update line needs them.
+        self.fresh_loaded = True
+
     def update(self) -> None:
         """The update CSV over the personas the fresh CSV created: 75% of rows match one."""
         if not self.fresh_loaded:
@@ -486,7 +525,7 @@ class Bench:
         """Run the named measurements in the table's order; a failure is reported and the rest still run."""
         ensure_database(self.pg)
         steps = {"copy": self.copy, "upload": self.upload, "dry-run": self.dry_run, "fresh": self.fresh,
-                 "update": self.update, "xlsx-read": lambda: self.excel_read("xlsx"),
+                 "floor": self.floor, "update": self.update, "xlsx-read": lambda: self.excel_read("xlsx"),
                  "xlsx": lambda: self.excel("xlsx"), "xls-read": lambda: self.excel_read("xls"),
                  "xls": lambda: self.excel("xls"), "sqlite": self.sqlite}
         for name in MEASUREMENTS:

@@ -5,8 +5,10 @@ from flask import Flask
 from htmx_flask import Htmx
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from webapp import logs
 from webapp.config import load_config
 from webapp.db import db, init_db
+from webapp.wrappers import Request
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,6 +21,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
+    app.request_class = Request  # a NUL character in the query or a form field is a 400 (webapp/wrappers.py)
+    logs.install()  # no customer value in any log line: exception messages withheld, no query strings
     instance = Path((test_config or {}).get("INSTANCE_PATH", app.instance_path))
     app.config.update(load_config(instance))
     if test_config:

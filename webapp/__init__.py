@@ -21,7 +21,6 @@ def create_app(test_config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
-    app.request_class = Request  # a NUL character in the query or a form field is a 400 (webapp/wrappers.py)
     logs.install()  # no customer value in any log line: exception messages withheld, no query strings
     instance = Path((test_config or {}).get("INSTANCE_PATH", app.instance_path))
     app.config.update(load_config(instance))
@@ -34,6 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         hops = app.config["PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     Htmx(app)
+    app.request_class = Request  # htmx_flask's, and a NUL in the query or a form field is a 400 (wrappers.py)
     init_db(app.config["DATABASE_URL"])
 
     @app.before_request

@@ -4,7 +4,7 @@ PostgreSQL stores no NUL in text (psycopg2 refuses such a parameter with ValueEr
 sign-in with %00 in it would end as a 500. No field of the app has a use for one: the request is refused
 when its query string or form is first read, before any view or database sees the value.
 """
-from flask import Request as FlaskRequest
+from htmx_flask.requests import HtmxAwareRequest
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import BadRequest
 from werkzeug.utils import cached_property
@@ -21,7 +21,9 @@ def _has_nul(values) -> bool:
     return any("\x00" in key or "\x00" in value for key, value in values.items(multi=True))
 
 
-class Request(FlaskRequest):
+class Request(HtmxAwareRequest):
+    """htmx_flask's request (request.htmx), refusing a NUL character in the query string or a form field."""
+
     @cached_property
     def args(self):
         args = super().args

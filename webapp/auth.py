@@ -7,7 +7,7 @@ from peewee import ModelSelect
 
 from webapp import sessions
 from webapp.accounts import authenticate, memberships_of
-from webapp.models import Membership, User
+from webapp.models import Membership
 from webapp.render import render
 from webapp.security import rotate_csrf_token
 

@@ -23,7 +23,6 @@ import polars as pl
 from peewee import IntegrityError, OperationalError
 
 from webapp.db import chunk_transaction, is_postgres, write_transaction
-from webapp.logs import describe
 from webapp.importer import lookup, merge_columns, row_merge, staging, units, validation, writes
 from webapp.importer.lease import LeaseLost, check_lease, claim, fail, stale_after  # noqa: F401 - the job API
 from webapp.importer.merge import Stamp
@@ -32,6 +31,7 @@ from webapp.importer.personas_io import refresh_statistics, write_personas
 from webapp.importer.problem_rows import fill_problem_cells
 from webapp.importer.readers import open_table
 from webapp.importer.storage import opened_file
+from webapp.logs import describe
 from webapp.models import AppliedUnit, Audience, AuditEntry, Import, utcnow
 
 UNIT_ROWS = 25_000

@@ -439,7 +439,7 @@ def test_an_apply_stopped_between_chunks_resumes_at_the_checkpoint_exactly_once(
 
     upload = prepare_import(account_a, owner_a, path)
     monkeypatch.setenv("IMPORT_CHUNK_ROWS", "2")
-    with pytest.raises(Stop):
+    with pytest.raises(tasks.JobFailed, match="Stop"):  # what the job hands RQ instead of the error itself
         tasks.apply_import(upload.id, after_chunk=_stop_after(2))
     stopped = Import.get_by_id(upload.id)
     assert (stopped.status, stopped.checkpoint) == ("running", 4)

@@ -3,6 +3,7 @@ import functools
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from webapp import sessions
 from webapp.db import db
 from webapp.models import Account, Membership, User
 
@@ -33,12 +34,19 @@ def create_user(email: str, password: str, account: Account, role: str = Members
         if user is None:
             user = User.create(email=email.strip().lower(), password_hash=hash_password(password))
         elif password:
-            user.password_hash = hash_password(password)
-            user.save()
+            set_password(user, password)
         Membership.insert(user=user, account=account, role=role).on_conflict(
             conflict_target=[Membership.user, Membership.account], update={Membership.role: role}
         ).execute()
     return user
+
+
+def set_password(user: User, password: str) -> None:
+    """Give user a new password and end every session they have open (any saved cookie stops working)."""
+    user.password_hash = hash_password(password)
+    with db.atomic():
+        User.update(password_hash=user.password_hash).where(User.id == user.id).execute()
+        sessions.end_all(user)
 
 
 def authenticate(email: str, password: str) -> User | None:

@@ -2,11 +2,12 @@
 import functools
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, g, redirect, request, session, url_for
+from flask import Blueprint, abort, current_app, g, redirect, request, session, url_for
 from peewee import ModelSelect
 
+from webapp import sessions
 from webapp.accounts import authenticate, memberships_of
-from webapp.models import Membership, User
+from webapp.models import Membership
 from webapp.render import render
 from webapp.security import rotate_csrf_token
 
@@ -23,9 +24,12 @@ def load_user():
     g.memberships = []
     if request.endpoint == "static" or "user_id" not in session:
         return
-    g.user = User.get_or_none(User.id == session["user_id"])
-    if g.user is None:  # the user was deleted: the cookie is worthless
-        session.clear()
+    # The cookie's signature only says we made it: its session must still be open (not signed out, no
+    # password change since, not older than the session lifetime), and the user must still exist.
+    g.user = sessions.user_of(session["user_id"], session.get(sessions.TOKEN_KEY),
+                              current_app.permanent_session_lifetime)
+    if g.user is None:
+        session.clear()  # and the cookie is expired, in every variant the browser may hold (security.py)
         return
     g.memberships = memberships_of(g.user)
     # Membership is re-checked on every request: a user removed from an account falls back to another.
@@ -147,9 +151,12 @@ def login_post():
         return render("auth/login.html", "auth/_login_form.html", status=401, next=next_url, email=email,
                       error="Wrong email or password.")
     memberships, embed = memberships_of(user), session.get("embed")
-    # A new session at sign-in: nothing set before it (e.g. by an attacker) survives.
+    # A new session at sign-in: nothing set before it (e.g. by an attacker) survives, and the session this
+    # browser had before (maybe another user's) ends with every copy of its cookie.
+    sessions.end(session.get(sessions.TOKEN_KEY))
     session.clear()
     session["user_id"] = user.id
+    session[sessions.TOKEN_KEY] = sessions.start(user, current_app.permanent_session_lifetime)
     if embed:
         session["embed"] = True
     rotate_csrf_token()
@@ -160,7 +167,8 @@ def login_post():
 
 @bp.post("/logout")
 def logout():
-    """Forget the session and return to the sign-in page."""
+    """End the session server-side (every copy of its cookie), expire the cookie, return to sign-in."""
+    sessions.end(session.get(sessions.TOKEN_KEY))
     session.clear()
     return redirect(url_for("auth.login_get"))
 

@@ -74,6 +74,18 @@ class User(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
+class UserSession(BaseModel):
+    """A signed-in session, open until sign-out, a password change or its lifetime ends (webapp/sessions.py).
+
+    The session cookie carries a random token; this row (keyed by the token's SHA-256) is what makes that
+    cookie worth anything, so deleting it ends every copy of the cookie at once.
+    """
+
+    key = CharField(primary_key=True, max_length=64)
+    user = ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
+    created_at = DateTimeField(default=utcnow)
+
+
 class Membership(BaseModel):
     OWNER, STAFF = "owner", "staff"
 
@@ -312,6 +324,6 @@ class SchemaVersion(BaseModel):
 
 
 MODELS = [
-    Account, User, Membership, Import, UploadChunk, StagedChunk, AppliedUnit, ProblemRow, ImportProblem, Persona,
-    PersonaAttribute, Audience, AudienceMember, AuditEntry, ReachedDigest, RememberedMapping, SchemaVersion,
+    Account, User, UserSession, Membership, Import, UploadChunk, StagedChunk, AppliedUnit, ProblemRow, ImportProblem,
+    Persona, PersonaAttribute, Audience, AudienceMember, AuditEntry, ReachedDigest, RememberedMapping, SchemaVersion,
 ]

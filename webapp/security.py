@@ -10,7 +10,8 @@ import secrets
 from urllib.parse import urlsplit
 
 from flask import current_app, request, session
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from itsdangerous import BadSignature
 from werkzeug.exceptions import BadRequest, Forbidden
 
 SESSION_KEY = "csrf_token"
@@ -119,23 +120,84 @@ def set_security_headers(response):
     response.headers["Content-Security-Policy"] = content_security_policy(current_app.config["FRAME_ANCESTORS"])
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
+    if request.endpoint != "static":
+        # Every page but the static files is made for one user, most show customers (lists, a persona, the
+        # review, reports): no browser or proxy keeps a copy on disk (or shows it to the next user of the machine).
+        response.headers["Cache-Control"] = "private, no-store"
     return response
 
 
+class Session(SecureCookieSession):
+    """The session, knowing how many session cookies the request carried."""
+
+    cookies_sent = 0
+
+
 class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie session, marked Secure whenever the request came over HTTPS."""
+    """Flask's signed-cookie session, Secure whenever the request came over HTTPS, one cookie per browser.
+
+    A browser keeps one session cookie per cookie setting it was given: after FRAME_ANCESTORS is turned on
+    (or off), it holds the old SameSite=Lax cookie and the new Partitioned one side by side and sends both.
+    So the session read is the most recently written of the cookies sent, and each time the session cookie
+    is written or expired, it is expired under the other setting first: the browser is left with one.
+    """
+
+    session_class = Session
 
     def get_cookie_secure(self, app) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+    def open_session(self, app, request):
+        serializer = self.get_signing_serializer(app)
+        if serializer is None:
+            return None
+        sent = request.cookies.getlist(self.get_cookie_name(app))
+        max_age = int(app.permanent_session_lifetime.total_seconds())
+        newest = None
+        for position, value in enumerate(sent):
+            try:
+                data, signed_at = serializer.loads(value, max_age=max_age, return_timestamp=True)
+            except BadSignature:
+                continue
+            # The newest signature wins; within a second, the later cookie (browsers send older ones first).
+            if newest is None or (signed_at, position) > newest[:2]:
+                newest = (signed_at, position, data)
+        session = self.session_class(newest[2] if newest else {})
+        session.cookies_sent = len(sent)
+        if len(sent) > 1:
+            session.modified = True  # written back below as the one cookie, the other copies expired
+        return session
+
+    def other_cookie_variants(self, app) -> list[dict]:
+        """Attributes of the session cookie under the cookie settings other than the current one."""
+        if self.get_cookie_partitioned(app):
+            return [{"samesite": "Lax", "secure": self.get_cookie_secure(app), "partitioned": False}]
+        # A Partitioned cookie is only ever Secure with SameSite=None (and is only expired so).
+        return [{"samesite": "None", "secure": True, "partitioned": True}]
+
+    def save_session(self, app, session, response) -> None:
+        writes = session.modified if not session else self.should_set_cookie(app, session)
+        if writes and getattr(session, "cookies_sent", 0):
+            # First, so that a client keeping one cookie per name (no partitions) keeps the one set after.
+            for variant in self.other_cookie_variants(app):
+                response.delete_cookie(self.get_cookie_name(app), domain=self.get_cookie_domain(app),
+                                       path=self.get_cookie_path(app), httponly=True, **variant)
+        super().save_session(app, session, response)
+
+
+def cookie_settings(embedding: bool) -> dict:
+    """The session cookie's settings: a cross-site iframe only gets its cookie back with SameSite=None;
+    Secure; Partitioned (CHIPS), a page of its own with the SameSite=Lax default."""
+    if embedding:
+        return {"SESSION_COOKIE_SAMESITE": "None", "SESSION_COOKIE_SECURE": True, "SESSION_COOKIE_PARTITIONED": True}
+    return {"SESSION_COOKIE_SAMESITE": "Lax", "SESSION_COOKIE_SECURE": False, "SESSION_COOKIE_PARTITIONED": False}
 
 
 def init_app(app) -> None:
     """Install cross-site and CSRF checks, security headers, cookie flags and the csrf_token() template global."""
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     if app.config.get("EMBEDDING"):
-        # A cross-site iframe only gets its cookie back with SameSite=None; Secure; Partitioned (CHIPS).
-        app.config.update(SESSION_COOKIE_SAMESITE="None", SESSION_COOKIE_SECURE=True,
-                          SESSION_COOKIE_PARTITIONED=True)
+        app.config.update(cookie_settings(embedding=True))
     app.session_interface = SessionInterface()
     # Cross-site first: a foreign page is refused as such, whatever token it guessed.
     app.before_request(check_origin)

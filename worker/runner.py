@@ -6,6 +6,7 @@ from redis import Redis
 from rq import Queue, Worker
 
 from webapp.db import db
+from webapp.logs import install as install_safe_logging
 from worker.queue import QUEUE, requeue_stale, start_reaper
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,16 @@ class ImportWorker(Worker):
             super().fork_work_horse(job, queue)
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def run_worker(redis_url: str, burst: bool = False) -> None:
     """Recover imports whose worker died, keep sweeping for them, and work the imports queue."""
+    # One handler for RQ's lines and ours (RQ adds its own only when none is there), INFO and up; every
+    # record is made safe first (webapp.logs: no customer value in any line).
+    install_safe_logging()
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     with FORK_LOCK:
         requeued = requeue_stale(redis_url)
     if requeued:

@@ -6,12 +6,23 @@ from webapp.config import limits_from_env
 from webapp.db import db, init_db
 from webapp.importer import engine, revert
 from webapp.importer.errors import FileRefused
+from webapp.logs import describe
+from webapp.logs import install as install_safe_logging
 from webapp.models import Import
 from worker.queue import connected
 
 MAX_ATTEMPTS = 5
 RETRY_MESSAGE = "The import was interrupted and is being resumed where it stopped."
 log = logging.getLogger(__name__)
+
+
+class JobFailed(Exception):
+    """What a job raises to RQ (which logs and stores its traceback) instead of the error it met.
+
+    The error's own message may quote a customer's row (PostgreSQL's DETAIL line does): this one says what
+    failed in words that are safe to log (webapp.logs.describe), and the job's log line before it carries
+    the whole traceback, with every message made as safe.
+    """
 
 
 def validate_import(import_id: int, limits=None) -> None:
@@ -32,11 +43,16 @@ def revert_import(import_id: int, limits=None) -> None:
     """Job: revert a claimed import (resumes where a stopped run left off)."""
     ensure_db()
     with connected():
-        revert.run_revert(import_id)
+        try:
+            revert.run_revert(import_id)
+        except Exception as error:
+            log.exception("revert of import %s failed; it will be retried", import_id)
+            raise JobFailed(f"revert of import {import_id} failed: {describe(error)}") from None
 
 
 def ensure_db() -> None:
     """Bind the database when the job runs in a bare `rq worker` (no app factory ran)."""
+    install_safe_logging()
     if db.obj is None:
         from webapp import ROOT
 
@@ -59,7 +75,7 @@ def _run(import_id: int, ready: tuple, working: str, work) -> None:
             engine.fail(import_id, lease, refused.message)  # a bad file fails the same way every time
         except engine.LeaseLost:
             return
-        except Exception:
+        except Exception as error:
             log.exception("%s of import %s failed; it will be retried", working, import_id)
             # Let a retry claim it at once (counted as an attempt), and tell the user the truth meanwhile.
             try:
@@ -67,7 +83,8 @@ def _run(import_id: int, ready: tuple, working: str, work) -> None:
                     (Import.id == import_id) & (Import.lease == lease)).execute()
             except Exception:  # noqa: BLE001 - the database may be what failed; the reaper still sees a stale beat
                 log.warning("could not mark import %s for retry", import_id, exc_info=True)
-            raise
+            # RQ logs the traceback of what a job raises, and of every exception chained to it: none of it.
+            raise JobFailed(f"{working} of import {import_id} failed: {describe(error)}") from None
 
 
 def _fault_injection():

@@ -10,6 +10,7 @@ where that persona is unchanged since (its version) and merge column-wise. Its i
 row whose persona changed since, run through the Merger on the personas as they are now, locked.
 """
 import json
+import logging
 import math
 import os
 import random
@@ -31,13 +32,16 @@ from webapp.importer.problem_rows import fill_problem_cells
 from webapp.importer.readers import open_table
 from webapp.importer.states import move
 from webapp.importer.storage import opened_file
+from webapp.logs import describe
 from webapp.models import AppliedUnit, Audience, AuditEntry, Import, utcnow
 
 # A unique-key race or a deadlock with a concurrent import is retried on fresh data.
 CONFLICT_RETRIES = 8
-# PostgreSQL: deadlock_detected, serialization_failure.
+# PostgreSQL: deadlock_detected, serialization_failure; and every integrity violation (class 23), such as
+# the unique_violation (23505) a COPY of new personas meets when another import just created one of them.
 RETRYABLE_PGCODES = {"40P01", "40001"}
 parse_context = validation.parse_context
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -118,15 +122,26 @@ def _complete(upload: Import, lease: str) -> Import:
 
 
 def _retryable(error: Exception) -> bool:
-    """A race with another transaction that a retry on fresh data resolves."""
+    """A race with another transaction that a retry on fresh data resolves.
+
+    Peewee wraps the driver's errors of the queries it runs (IntegrityError, OperationalError, with the
+    driver's in .orig), but the bulk writes (COPY, executemany on a raw cursor) raise the driver's own:
+    psycopg2.errors.UniqueViolation, sqlite3.IntegrityError. Both kinds count.
+    """
     if isinstance(error, IntegrityError):
         return True
     for candidate in (error, getattr(error, "orig", None)):
-        if getattr(candidate, "pgcode", None) in RETRYABLE_PGCODES:
+        if candidate is None:
+            continue
+        pgcode = getattr(candidate, "pgcode", None) or ""
+        if pgcode in RETRYABLE_PGCODES or pgcode.startswith("23"):
             return True
-        if type(candidate).__name__ == "IntegrityError":
+        names = {cls.__name__ for cls in type(candidate).__mro__}
+        if "IntegrityError" in names:  # psycopg2's (UniqueViolation is one), sqlite3's, peewee's
             return True
-    # SQLite past its busy timeout.
+        # SQLite past its busy timeout.
+        if "OperationalError" in names and "locked" in str(candidate):
+            return True
     return isinstance(error, OperationalError) and "locked" in str(error)
 
 
@@ -160,6 +175,9 @@ class Unit:
             except Exception as error:  # noqa: BLE001 - re-raised unless a retryable race
                 if not _retryable(error) or attempt == CONFLICT_RETRIES - 1:
                     raise
+                # describe(): the error's kind and constraint, never the database's message (it quotes the row).
+                log.info("unit %s of import %s lost a race with another transaction (%s); retrying it on fresh "
+                         "data (%d of %d)", unit, self.upload.id, describe(error), attempt + 1, CONFLICT_RETRIES - 1)
                 # Jitter, so two units that deadlocked do not collide again in step.
                 time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
         return False

@@ -289,6 +289,22 @@ def test_the_preview_says_what_a_revert_would_do_and_changes_nothing(account_a, 
     assert result["not_reverted"] == found["sample"] and result["reverted"] == 2
 
 
+def test_a_large_import_s_preview_looks_at_its_first_personas_and_says_so(owner_client, account_a, owner_a, tmp_path,
+                                                                         monkeypatch):
+    rows = [["Email", "First Name", "Points"]] + [[f"p{i}@example.com", f"P{i}", "2"] for i in range(25)]
+    first = import_rows(account_a, owner_a, tmp_path, rows, name="big.csv")
+    import_rows(account_a, owner_a, tmp_path, rows[:11], name="again.csv")  # re-asserts the first ten's names
+    found = revert_module.preview(Import.get_by_id(first.id), limit=10)
+    # The import changed 25 customers; the preview looked at the first 10 (their ids' order), all reached again.
+    assert (found["covered"], found["personas"]) == (10, 25)
+    assert (found["remove"], found["restore"], found["points"]) == (0, 10, 20)
+    whole = revert_module.preview(Import.get_by_id(first.id))
+    assert (whole["covered"], whole["personas"], whole["remove"], whole["restore"]) == (25, 25, 15, 10)
+    monkeypatch.setattr(revert_module, "PREVIEW_PERSONAS", 10)
+    page = " ".join(owner_client.get(f"/imports/{first.id}/revert").get_data(as_text=True).split())
+    assert "It changed 25 customers; this preview looks at the first 10 of them" in page
+
+
 def test_the_confirmation_page_shows_the_preview(owner_client, account_a, owner_a, tmp_path, make_persona):
     make_persona(account_a, email=A, sms_opt_in=True)
     first = import_rows(account_a, owner_a, tmp_path, [

@@ -23,8 +23,10 @@ ROWS_PER_READ = 50_000  # a kept chunk's size: read one at a time, keep only a f
 class Later:
     """The imports of the account applied after one import, and what their rows carried, read once."""
 
-    def __init__(self, upload: Import):
+    def __init__(self, upload: Import, only: list[int] | None = None):
+        """only: the personas to look at (the preview's), else every one the later imports reached."""
         since = upload.queued_at or upload.created_at
+        self.only = only
         self.imports = list(Import.select().where(
             (Import.account == upload.account_id) & (Import.id != upload.id) & Import.status.in_(SETTLED)
             & Import.terms_accepted_at.is_null(False) & (Import.finished_at >= since)).order_by(Import.id))
@@ -35,7 +37,7 @@ class Later:
         found: dict[int, dict[str, Import]] = {}
         for later in self.imports:
             if later.id not in self._reached:
-                self._reached[later.id] = _digest_of(later) if later.file_deleted else reached(later)
+                self._reached[later.id] = _digest_of(later) if later.file_deleted else reached(later, self.only)
             frame = self._reached[later.id]
             later.unchecked = frame is None
             if frame is None:
@@ -48,14 +50,20 @@ class Later:
         return found
 
 
-def reached(upload: Import) -> pl.DataFrame:
+def reached(upload: Import, only: list[int] | None = None) -> pl.DataFrame:
     """One row per persona the import's rows reached: the last value each field carried, the attributes and
-    opt-ins/outs set TRUE. Rows find their persona among the audience's by the ids they matched, else by key."""
-    members = pl.DataFrame(list(Persona.select(Persona.id, Persona.email, Persona.phone).join(
+    opt-ins/outs set TRUE. Rows find their persona among the audience's by the ids they matched, else by key.
+
+    only: just these personas (the rows of the others are dropped chunk by chunk, so memory stays small).
+    """
+    query = Persona.select(Persona.id, Persona.email, Persona.phone).join(
         AudienceMember, on=(AudienceMember.persona == Persona.id)).where(
-        AudienceMember.audience == (upload.audience_id or 0)).tuples()),
-        schema={"id": pl.Int64, "email": pl.String, "phone": pl.String}, orient="row")
-    rows = _kept_rows(upload)
+        AudienceMember.audience == (upload.audience_id or 0))
+    if only is not None:
+        query = query.where(AudienceMember.persona.in_(only))
+    members = pl.DataFrame(list(query.tuples()), schema={"id": pl.Int64, "email": pl.String, "phone": pl.String},
+                           orient="row")
+    rows = _kept_rows(upload, None if only is None else members)
     ids = members["id"].to_list()
     found = [rows.filter(pl.col(c).is_in(ids)).with_columns(persona_id=pl.col(c), rank=pl.lit(rank))
              for rank, c in enumerate(KEY_COLUMNS)]
@@ -82,14 +90,23 @@ def _digest_of(upload: Import) -> pl.DataFrame | None:
     return None if data is None else staging.decode(data)
 
 
-def _kept_rows(upload: Import) -> pl.DataFrame:
-    """The import's kept rows without a rejection, only the keys and cells a re-assertion is read from."""
+def _kept_rows(upload: Import, members: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The import's kept rows without a rejection, only the keys and cells a re-assertion is read from.
+
+    members: only the rows that may reach one of these personas (by a matched id, the email or the phone).
+    """
     frames = []
     for kind in ("alone", "together"):
         for after in range(0, upload.rows_total or 0, ROWS_PER_READ):
             frame = staging.load(upload.id, kind, after, after + ROWS_PER_READ)
             if frame is not None:
-                frames.append(_wanted(frame))
+                frame = _wanted(frame)
+                if members is not None:
+                    frame = frame.filter(pl.any_horizontal(
+                        *(pl.col(c).is_in(members["id"].implode()) for c in KEY_COLUMNS),
+                        *(pl.col(c).is_in(members[c].drop_nulls().implode()) for c in ("email", "phone")))
+                        .fill_null(False))
+                frames.append(frame)
     if not frames:
         return _wanted(pl.DataFrame({"seq": []}, schema={"seq": pl.Int64}))
     return pl.concat(frames, how="diagonal_relaxed")

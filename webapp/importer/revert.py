@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import islice
 
-from peewee import Tuple
+from peewee import Tuple, fn
 
 from webapp.db import write_transaction
 from webapp.importer import bulk
@@ -19,6 +19,7 @@ from webapp.importer.states import REVERTED, REVERTING, move
 from webapp.models import Audience, AuditEntry, Import, Persona, PersonaAttribute, utcnow
 
 PERSONAS_PER_CHUNK = 1000
+PREVIEW_PERSONAS = 5000
 # A revert that has not finished a chunk for this long died: another may resume it.
 REVERT_STALE = timedelta(minutes=10)
 
@@ -68,12 +69,24 @@ def run_revert(import_id: int) -> dict:
     return result
 
 
-def preview(upload: Import, sample: int = 10) -> dict:
-    """What reverting would do now, computed without changing anything: counts and a sample of what stays."""
-    totals = {"remove": 0, "restore": 0, "fields": Counter(), "points": 0, "points_personas": 0, "consent": 0,
-              "not_reverted": 0, "sample": []}
-    later = Later(upload)
+def preview(upload: Import, sample: int = 10, limit: int | None = None) -> dict:
+    """What reverting would do now, computed without changing anything: counts and a sample of what stays.
+
+    It looks at the first `limit` personas the import changed ("covered" of "personas"): a page must answer
+    in seconds, and a million-persona plan took minutes. The revert itself counts them all.
+    """
+    limit, looked = limit or PREVIEW_PERSONAS, []
     for chunk in _chunks(upload.id):
+        looked += chunk[:limit - len(looked)]
+        if len(looked) >= limit:
+            break
+    personas = len(looked) if len(looked) < limit else (
+        AuditEntry.select(fn.COUNT(AuditEntry.persona_id.distinct())).where(AuditEntry.import_id == upload.id).scalar())
+    totals = {"remove": 0, "restore": 0, "fields": Counter(), "points": 0, "points_personas": 0, "consent": 0,
+              "not_reverted": 0, "sample": [], "covered": len(looked), "personas": personas}
+    later = Later(upload, only=looked)
+    for start in range(0, len(looked), PERSONAS_PER_CHUNK):
+        chunk = looked[start:start + PERSONAS_PER_CHUNK]
         plan = _plan(upload, None, chunk, later)
         totals["remove"] += len(plan.deleted)
         totals["restore"] += len(plan.changed)

@@ -241,3 +241,49 @@ def padded_csv(path: Path, size: int, rows: str = "Email,First Name\nann@example
     line = b" " * 99_999 + b"\n"
     data += line * ((size - len(data)) // len(line))
     return write(path, data + b"\n" * (size - len(data)))
+
+
+TRANSITIONAL = ("http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+                "http://schemas.openxmlformats.org/officeDocument/2006/relationships")
+STRICT = ("http://purl.oclc.org/ooxml/spreadsheetml/main", "http://purl.oclc.org/ooxml/officeDocument/relationships")
+
+
+def hand_xlsx(path: Path, rows: list[list[str]], *, strict: bool = False, workbook: str = "xl/workbook.xml") -> Path:
+    """An .xlsx written by hand as Excel writes one: text in shared strings (as given, escapes and all).
+
+    strict: Excel's "Strict Open XML Spreadsheet" namespaces; workbook: where the workbook part lies (found
+    through _rels/.rels, as the format allows).
+    """
+    main, rel = STRICT if strict else TRANSITIONAL
+    folder, _, name = workbook.rpartition("/")
+    strings = sorted({c for row in rows for c in row})
+    index = {s: i for i, s in enumerate(strings)}
+    cells = "".join(
+        f'<row r="{r}">' + "".join(f'<c r="{chr(65 + c)}{r}" t="s"><v>{index[v]}</v></c>' for c, v in enumerate(row))
+        + "</row>" for r, row in enumerate(rows, 1))
+    sst = "".join(f'<si><t xml:space="preserve">{s}</t></si>' for s in strings)
+    ct = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    parts = {
+        "[Content_Types].xml": (
+            '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+            'content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/{workbook}" ContentType="{ct}.sheet.main+xml"/>'
+            f'<Override PartName="/{folder}/worksheets/sheet1.xml" ContentType="{ct}.worksheet+xml"/>'
+            f'<Override PartName="/{folder}/sharedStrings.xml" ContentType="{ct}.sharedStrings+xml"/></Types>'),
+        "_rels/.rels": (
+            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/'
+            f'2006/relationships"><Relationship Id="rId1" Type="{rel}/officeDocument" Target="/{workbook}"/>'
+            "</Relationships>"),
+        workbook: (f'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{main}" xmlns:r="{rel}"><sheets>'
+                   '<sheet name="Customers" sheetId="1" r:id="rId1"/></sheets></workbook>'),
+        f"{folder}/_rels/{name}.rels": (
+            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/'
+            f'2006/relationships"><Relationship Id="rId1" Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/>'
+            f'<Relationship Id="rId2" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/></Relationships>'),
+        f"{folder}/worksheets/sheet1.xml": (f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{main}">'
+                                     f"<sheetData>{cells}</sheetData></worksheet>"),
+        f"{folder}/sharedStrings.xml": (f'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="{main}" count="{len(strings)}" '
+                                  f'uniqueCount="{len(strings)}">{sst}</sst>'),
+    }
+    return plain_zip(path, parts)

@@ -109,3 +109,14 @@ def test_a_sheet_starting_below_and_right_of_a1_keeps_its_row_and_column_numbers
     kind, _, headers, header_line, rows = _read(path)
     assert (headers[-2:], header_line, rows[0][0]) == (["Email", "Name"], 3, 4)
     assert _read(path) == without_calamine(path)
+
+
+def test_excel_escapes_are_decoded_as_excel_shows_them_by_either_reader(tmp_path, without_calamine):
+    # Excel writes a Windows line break in a cell as _x000D_ and a literal "_x000D_" as _x005F_x000D_.
+    rows = [["Email", "Address", "Note"], ["a@example.com", "1 Main St_x000D_\nApt 2", "_x005F_x000D_ is text"],
+            ["b@example.com", "Tab_x0009_here", "lower _x000d_ too"]]
+    path = corpus.hand_xlsx(tmp_path / "escapes.xlsx", rows)
+    expected = ("xlsx", "Customers", ["Email", "Address", "Note"], 1,
+                [(2, ["a@example.com", "1 Main St\r\nApt 2", "_x000D_ is text"]),
+                 (3, ["b@example.com", "Tab\there", "lower \r too"])])
+    assert _read(path) == without_calamine(path) == expected

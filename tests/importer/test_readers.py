@@ -71,11 +71,42 @@ def test_windows_1252_detected_even_when_the_accent_is_far_into_the_file(tmp_pat
     assert last == (200_002, ["z@example.com", "Zoé"])
 
 
-def test_bytes_undefined_in_windows_1252_are_refused(tmp_path):
-    data = "Email,Name\na@example.com,Ann\n".encode() + b"b@example.com,B\x81ob\n"
-    message = refused(corpus.write(tmp_path / "odd.csv", data))
-    assert message.startswith("The file's text encoding is not recognized: line 3 has a character")
-    assert 'Save the file from Excel as "CSV UTF-8 (Comma delimited)"' in message
+CODE_PAGE_FILES = [  # (what a program writes, the text, its code page)
+    ('LibreOffice/Excel "CSV (MS-DOS)", French', "h@example.com,Hélène Lefèvre,Montréal", "cp850"),
+    ('Excel "CSV (MS-DOS)" on a US system', "m@example.com,Müller Jürgen,Straße 1", "cp437"),
+    ('Excel for Mac "CSV (Macintosh)"', "j@example.com,José Muñoz,São Paulo", "mac_roman"),
+    ('Mac Roman, a name in curly quotes', "e@example.com,“Élodie” Zoë,Zürich", "mac_roman"),
+    ("LibreOffice, Latin-9", "l@example.com,Lætitia Cœur,12 €", "iso8859_15"),
+    ("Excel on Windows, Spanish", "m@example.com,María Núñez,Bogotá", "cp1252"),
+    ('Excel "CSV (MS-DOS)", Spanish', "m@example.com,María Núñez,Cancún", "cp850"),
+    ("Excel on a Polish Windows", "p@example.com,Paweł Żółć,Łódź", "cp1250"),
+    ("Excel on a Russian Windows", "i@example.com,Иван Петров,Москва", "cp1251"),
+]
+
+
+@pytest.mark.parametrize("program, line, code_page", CODE_PAGE_FILES, ids=[c[0] for c in CODE_PAGE_FILES])
+def test_single_byte_code_pages_are_read_as_written(tmp_path, program, line, code_page):
+    text = "Email,Name,City\nana@example.com,Ana,Reno\n" + line + "\n"
+    table, rows = read(corpus.text_file(tmp_path / "dos.csv", text, code_page, newline="\r\n"))
+    assert rows == [(2, ["ana@example.com", "Ana", "Reno"]), (3, line.split(","))]
+
+
+def test_a_code_page_is_found_from_an_accent_far_into_the_file(tmp_path):
+    text = "Email,Name\n" + "a@example.com,Ann\n" * 200_000 + "j@example.com,José Peña\n"
+    table = open_table(corpus.text_file(tmp_path / "late.csv", text, "mac_roman"))
+    *_, last = table.rows()
+    assert last == (200_002, ["j@example.com", "José Peña"])
+
+
+@pytest.mark.parametrize("data, readings", [
+    (b"Email,Size\na@example.com,\xbd oz\n", '"½" as Windows-1252 (Western) and "œ" as Latin-9'),
+    (b"Email,Code\na@example.com,ANA \x8e\n", '"Ž" as Windows-1252 (Western) and "é" as Mac Roman'),
+])
+def test_a_code_page_that_cannot_be_told_for_sure_is_refused_with_both_readings(tmp_path, data, readings):
+    message = refused(corpus.write(tmp_path / "unsure.csv", data))
+    assert message == ("The file is not saved as UTF-8, and its text encoding cannot be told for sure: the same "
+                       f'bytes read {readings}. Save the file from Excel as "CSV UTF-8 (Comma delimited)" and '
+                       "upload it again.")
 
 
 def test_mixed_utf8_and_windows_1252_is_refused_not_garbled(tmp_path):

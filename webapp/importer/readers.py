@@ -78,9 +78,9 @@ class Table:
             if len(cells) != width:
                 if len(cells) < width:
                     cells = cells + [None] * (width - len(cells))
+                elif shifts is not None and len(cells) > shifts and (used := _used(cells, shifts)) > shifts:
+                    cells = Shifted(cells[:width], cells[:used], shifted_row(line, used, shifts))
                 else:
-                    if shifts is not None and len(cells) > shifts:
-                        _refuse_shifted(line, cells, shifts)
                     cells = cells[:width]
                     if _is_blank(cells):
                         continue  # its only values sat in columns without a header
@@ -100,6 +100,8 @@ class Table:
         found = {h: [] for h in self.headers}
         columns = list(found.values())
         for i, (_, cells) in enumerate(self.rows()):
+            if cells.__class__ is Shifted:
+                continue  # its values are in the wrong columns
             for values, cell in zip(columns, cells):
                 if len(values) < n and not _blank_cell(cell):
                     values.append(cell)
@@ -118,6 +120,14 @@ class Table:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Shifted(list):
+    """A CSV row's cells cut to the header row, from a row with values past it: rejected, with all its cells shown."""
+
+    def __init__(self, cells: list, every: list, reason: str):
+        super().__init__(cells)
+        self.every, self.reason = every, reason
 
 
 def too_many_rows(limit: int) -> str:
@@ -390,20 +400,19 @@ def _find_header(table: Table, header_line: int | None) -> None:
         raise FileRefused(HEADER_ONLY)
 
 
-def _refuse_shifted(line: int, cells: list, header_cells: int) -> None:
-    """Refuse a CSV row with values beyond the header row's last column."""
+def _used(cells: list, header_cells: int) -> int:
+    """How many cells a row uses: up to its last one that is not blank, but never fewer than the header's."""
     used = len(cells)
     while used > header_cells and _blank_cell(cells[used - 1]):
         used -= 1
-    if used > header_cells:
-        raise FileRefused(shifted_row(line, used, header_cells))
+    return used
 
 
 def shifted_row(line: int, used: int, header_cells: int) -> str:
-    """The refusal of a CSV row whose values reach past the header row's columns."""
-    return (f"Line {line} has more cells ({used}) than the header row has columns ({header_cells}), so its "
-            "values may have shifted into the wrong columns. This usually means a value holds a comma (or the "
-            f"file's separator) without quotes around it. Fix line {line} and upload the file again.")
+    """Why a CSV row whose values reach past the header row's columns is rejected."""
+    return (f"line {line} has more cells ({used}) than the header row has columns ({header_cells}), so its values "
+            "have shifted into the wrong columns: a value holds a comma (or the file's separator) without quotes "
+            "around it. Fix that line and import it again")
 
 
 def _header_at(records: Iterator, header_line: int) -> tuple[int, list]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.importer import corpus
 from webapp.importer.errors import FileRefused
-from webapp.importer.readers import count_rows, open_table
+from webapp.importer.readers import NO_HEADER, count_rows, open_table
 
 
 def refused(source, **kwargs) -> str:
@@ -203,11 +203,25 @@ def test_header_line_override_on_a_blank_line(tmp_path):
     assert refused(path, header_line=2) == "Line 2 is empty. Choose the line that holds the column names."
 
 
-def test_rows_without_header_row_first_is_found_after_data_like_rows(tmp_path):
-    # A file of emails only: nothing looks like a header, so the first row is taken.
-    text = "a@example.com,4155550100\nb@example.com,4155550101\n"
-    table = open_table(corpus.text_file(tmp_path / "nohead.csv", text))
-    assert (table.header_line, table.headers) == (1, ["a@example.com", "4155550100"])
+@pytest.mark.parametrize("text", ["a@example.com,4155550100\nb@example.com,4155550101\n",
+                                  "1,2,3\n4,5,6\n7,8,9\n", "2024-01-05,12\n2024-02-06,13\n"])
+def test_a_file_without_a_header_row_is_refused_saying_so_until_its_line_is_chosen(tmp_path, text):
+    path = corpus.text_file(tmp_path / "nohead.csv", text)
+    assert refused(path) == NO_HEADER
+    assert NO_HEADER.startswith("No row of the file looks like a header row of column names")
+    assert NO_HEADER.endswith("or choose the line that holds the column names.")
+    table, rows = read(path, header_line=1)
+    assert (table.header_line, table.headers[0], rows[0][0]) == (1, text.split(",")[0], 2)
+
+
+def test_a_numbers_only_sheet_is_refused_as_having_no_header_row(tmp_path):
+    path = corpus.xlsx_file(tmp_path / "numbers.xlsx", {"Sheet1": [[1, 2], [3, 4], [5, 6]]})
+    assert refused(path) == NO_HEADER
+
+
+def test_a_first_row_with_one_name_among_odd_headers_is_still_taken(tmp_path):
+    text = "Email,4155550100\na@example.com,4155550101\n"
+    assert open_table(corpus.text_file(tmp_path / "odd.csv", text)).headers == ["Email", "4155550100"]
 
 
 def test_single_column_file(tmp_path):

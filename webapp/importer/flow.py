@@ -75,11 +75,11 @@ def describe(upload: Import, limits: Limits, sheet: str | None = None, header_li
             upload.sheet, upload.header_line, upload.headers = table.sheet, table.header_line, table.headers
             upload.samples = table.sample(3)
     except FileRefused as refused:
-        if not refused.sheets or sheet is not None:
+        if not (refused.sheets and sheet is None) and not refused.header_kind:
             raise
-        # A multi-sheet workbook waits for the user's choice instead of being refused outright.
-        upload.file_error, upload.sheet_names = refused.message, refused.sheets
-        upload.kind = workbook_kind(upload)
+        # A multi-sheet workbook, or a file without a header row, waits for the user's choice.
+        upload.file_error, upload.sheet_names = refused.message, refused.sheets or upload.sheet_names or []
+        upload.kind = refused.header_kind or workbook_kind(upload)
         upload.headers, upload.samples, upload.mapping, upload.row_count = [], {}, {}, None
         _unstage(upload)
         upload.save()

@@ -22,6 +22,9 @@ SAMPLE_SCAN = 1000  # sample() reads at most this many data rows
 
 EMPTY = "The file is empty: it has no rows to import."
 HEADER_ONLY = "The file has a header row but no customer rows."
+NO_HEADER = ("No row of the file looks like a header row of column names (Email, Phone, First Name…): its first "
+             "rows hold only numbers, emails, phone numbers or dates. Add a row of column names above the "
+             "customers and upload the file again, or choose the line that holds the column names.")
 WEB_PAGE = ("This file is a web page (HTML) saved with a spreadsheet name, not a real spreadsheet. "
             "Open it in Excel, save it as .xlsx (Excel Workbook) or CSV, and upload that file.")
 NOT_A_SHEET = csv_reader.NOT_A_SHEET
@@ -387,7 +390,10 @@ def _find_header(table: Table, header_line: int | None) -> None:
                     break
             if not seen:
                 raise FileRefused(EMPTY)
-            line, cells = _pick_header(seen)
+            found = _pick_header(seen)
+            if found is None:
+                raise FileRefused(NO_HEADER, header_kind=table.kind)
+            line, cells = found
             has_data = seen[-1][0] > line or _first(records) is not None
         else:
             line, cells = _header_at(records, header_line)
@@ -427,8 +433,9 @@ def _header_at(records: Iterator, header_line: int) -> tuple[int, list]:
     raise FileRefused(f"Line {header_line} is empty. Choose the line that holds the column names.")
 
 
-def _pick_header(rows: list[tuple[int, list]]) -> tuple[int, list]:
-    """The first row that looks like column names: wide enough and mostly short text."""
+def _pick_header(rows: list[tuple[int, list]]) -> tuple[int, list] | None:
+    """The first row that looks like column names (wide enough, mostly short text), else the first row if any
+    of its cells could be a name; None when nothing could be (only numbers, emails, phones, dates)."""
     filled = [[c for c in cells if not _blank_cell(c)] for _, cells in rows]
     widest = max(len(f) for f in filled)
     # Title rows ("Customer export, May 2024") are narrower than the table below them.
@@ -437,7 +444,7 @@ def _pick_header(rows: list[tuple[int, list]]) -> tuple[int, list]:
         wordy = sum(1 for v in values if _headerish(v))
         if wordy >= need and wordy >= 0.8 * len(values):
             return line, cells
-    return rows[0]
+    return rows[0] if any(_headerish(v) for v in filled[0]) else None
 
 
 def _headerish(value) -> bool:

@@ -4,7 +4,9 @@ calamine reads a sheet whole while it fits a memory budget; a larger sheet is st
 way a workbook must give the same rows and cells, so a sheet's size never changes what is imported.
 """
 import datetime as dt
+import logging
 import os
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -120,3 +122,30 @@ def test_excel_escapes_are_decoded_as_excel_shows_them_by_either_reader(tmp_path
                 [(2, ["a@example.com", "1 Main St\r\nApt 2", "_x000D_ is text"]),
                  (3, ["b@example.com", "Tab\there", "lower \r too"])])
     assert _read(path) == without_calamine(path) == expected
+
+
+def _bad_style_index(tmp_path):
+    """A workbook whose named style points at a cell format that is not there (openpyxl prints about it)."""
+    path = corpus.xlsx_file(tmp_path / "w.xlsx", {"Customers": [["Email", "Name"], ["a@example.com", "Ann"]]})
+    return corpus.rewrite_zip(path, tmp_path / "styles.xlsx", {"xl/styles.xml": lambda xml: re.sub(
+        rb"<cellStyleXfs.*?</cellStyleXfs>", b'<cellStyleXfs count="0"/>', xml)})
+
+
+def test_what_a_library_prints_about_a_file_goes_to_the_debug_log_not_stdout(tmp_path, without_calamine, capsys,
+                                                                                caplog):
+    path = _bad_style_index(tmp_path)
+    caplog.set_level(logging.DEBUG, logger="webapp.importer.libraries")
+    assert _read(path)[2:4] == (["Email", "Name"], 1)  # calamine reads it
+    assert without_calamine(path) == readers.excel_reader.DAMAGED  # openpyxl cannot, and prints why
+    print("our own output")
+    assert capsys.readouterr().out == "our own output\n"
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("DEBUG", "0 is out of range")]
+
+
+def test_an_odd_xls_warns_xlrd_into_the_debug_log(tmp_path, capsys, caplog):
+    path = corpus.xls_file(tmp_path / "w.xls", {"Customers": [["Email"], ["a@example.com"]]})
+    path.write_bytes(path.read_bytes() + b"\0" * 100)  # not a whole number of sectors
+    caplog.set_level(logging.DEBUG, logger="webapp.importer.libraries")
+    assert _read(path)[2:] == (["Email"], 1, [(2, ["a@example.com"])])
+    assert capsys.readouterr().out == ""
+    assert any("file size" in r.getMessage() for r in caplog.records)

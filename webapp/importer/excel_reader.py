@@ -1,6 +1,5 @@
 """Excel side of the readers: XLSX through openpyxl (read-only, streaming), XLS through xlrd."""
 
-import io
 import re
 import zipfile
 import zlib
@@ -14,6 +13,7 @@ from openpyxl.xml.functions import iterparse
 from xlrd.xldate import xldate_as_datetime
 
 from webapp.importer.errors import FileRefused
+from webapp.importer.library_output import LogFile, quietly
 from webapp.importer.safe_cells import unneutralize
 
 DAMAGED = ("This workbook looks damaged and cannot be read. Open it in Excel, save it again as "
@@ -140,7 +140,7 @@ def xlsx_records(ws) -> Iterator[tuple[int, list]]:
     """Yield (row number, cells) for the non-blank rows of a sheet, streaming."""
     try:
         # min_row/min_col: a wrong <dimension> would otherwise shift the first row and column.
-        rows = ws.iter_rows(min_row=1, min_col=1, values_only=True)
+        rows = quietly(ws.iter_rows(min_row=1, min_col=1, values_only=True))
         for number, row in enumerate(rows, 1):
             if row:
                 # openpyxl leaves Excel's _x000D_ escapes in the text; calamine decodes them.
@@ -177,7 +177,7 @@ def open_xls(data: bytes):
     """Open a BIFF workbook lazily; sheets load when first asked for."""
     try:
         # logfile: xlrd prints warnings about odd files to stdout otherwise.
-        return xlrd.open_workbook(file_contents=data, on_demand=True, logfile=io.StringIO())
+        return xlrd.open_workbook(file_contents=data, on_demand=True, logfile=LogFile())
     except xlrd.XLRDError as exc:
         if "encrypt" in str(exc).lower():
             raise FileRefused(PASSWORD) from None

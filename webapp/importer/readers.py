@@ -16,6 +16,7 @@ from xlrd import compdoc
 from webapp.importer import calamine_reader, csv_reader, excel_reader
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import normalize_header
+from webapp.importer.library_output import LogFile, quiet
 
 HEADER_SCAN = 20  # the header is looked for among this many first non-blank rows
 SAMPLE_SCAN = 1000  # sample() reads at most this many data rows
@@ -157,18 +158,19 @@ def open_table(source, *, sheet: str | None = None, header_line: int | None = No
             "Split it into smaller files and import them one at a time.")
     with opener() as f:
         head = f.read(8192)
-    if head.startswith(ZIP_MAGIC):
-        table = _open_xlsx(source, opener, sheet)
-    elif head.startswith(OLE2_MAGIC):
-        table = _open_xls(opener, sheet)
-    else:
-        table = _open_csv(opener, head)
-    table._max_rows = max_rows
-    try:
-        _find_header(table, header_line)
-    except BaseException:
-        table.close()
-        raise
+    with quiet():  # what the libraries print about the file is logged, not printed
+        if head.startswith(ZIP_MAGIC):
+            table = _open_xlsx(source, opener, sheet)
+        elif head.startswith(OLE2_MAGIC):
+            table = _open_xls(opener, sheet)
+        else:
+            table = _open_csv(opener, head)
+        table._max_rows = max_rows
+        try:
+            _find_header(table, header_line)
+        except BaseException:
+            table.close()
+            raise
     return table
 
 
@@ -330,7 +332,7 @@ def _open_xls(opener, sheet: str | None) -> Table:
 def _ole2_streams(data: bytes) -> set[str]:
     """Names of the streams in an OLE2 compound file (Excel 97-2003, encrypted Office files)."""
     try:
-        doc = compdoc.CompDoc(data, logfile=io.StringIO())
+        doc = compdoc.CompDoc(data, logfile=LogFile())
     except Exception:  # CompDocError, struct errors on a truncated file
         raise FileRefused(excel_reader.DAMAGED) from None
     return {node.name for node in doc.dirlist}

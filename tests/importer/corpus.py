@@ -287,3 +287,25 @@ def hand_xlsx(path: Path, rows: list[list[str]], *, strict: bool = False, workbo
                                   f'uniqueCount="{len(strings)}">{sst}</sst>'),
     }
     return plain_zip(path, parts)
+
+
+def biff_file(path: Path, version: int, rows: list[list]) -> Path:
+    """A bare BIFF2, BIFF3 or BIFF4 worksheet (no OLE2 container), as old point-of-sale tools write: text and
+    numbers, in Windows-1252."""
+    def record(code: int, data: bytes) -> bytes:
+        return struct.pack("<HH", code, len(data)) + data
+
+    bof = {2: 0x0009, 3: 0x0209, 4: 0x0409}[version]
+    data = record(bof, struct.pack("<HH", 0, 0x0010) + (b"\0\0" if version > 2 else b""))
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if value is None:
+                continue
+            if isinstance(value, str):
+                text = value.encode("cp1252")
+                data += (record(0x0004, struct.pack("<HH3sB", r, c, b"\0\0\0", len(text)) + text) if version == 2
+                         else record(0x0204, struct.pack("<HHHH", r, c, 0, len(text)) + text))
+            else:
+                data += (record(0x0003, struct.pack("<HH3sd", r, c, b"\0\0\0", value)) if version == 2
+                         else record(0x0203, struct.pack("<HHHd", r, c, 0, value)))
+    return write(path, data + record(0x000A, b""))

@@ -539,6 +539,16 @@ def test_xls_several_sheets_and_title_rows(tmp_path):
     assert (table.header_line, table.headers, rows) == (3, ["Email", "Name"], [(4, ["a@example.com", "+1"])])
 
 
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_old_biff_xls_of_legacy_tools_is_read(tmp_path, version):
+    rows = [["Loyalty export"], [], ["Email", "Name", "Points"], ["ana@example.com", "Zoé Peña", 120],
+            ["bob@example.com", "Bob", 7.5]]
+    table, read_rows = read(corpus.biff_file(tmp_path / "pos.xls", version, rows))
+    assert (table.kind, table.sheet_names, table.headers, table.header_line) == (
+        "xls", ["Sheet 1"], ["Email", "Name", "Points"], 3)
+    assert read_rows == [(4, ["ana@example.com", "Zoé Peña", 120.0]), (5, ["bob@example.com", "Bob", 7.5])]
+
+
 def test_password_protected_xls(tmp_path):
     src = corpus.xls_file(tmp_path / "ok.xls", {"S": XLS_ROWS})
     path = corpus.encrypted_xls(src, tmp_path / "locked.xls")

@@ -46,6 +46,8 @@ SIGNATURES = (
 )
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# The BOF record opening a bare BIFF2, BIFF3, BIFF4 or BIFF5 stream (old tools' .xls, not in an OLE2 file).
+BIFF_BOF = (b"\x09\x00", b"\x09\x02", b"\x09\x04", b"\x09\x08")
 DIGIT = re.compile(r"\d")
 LETTER = re.compile(r"[^\W\d_]")
 
@@ -163,6 +165,8 @@ def open_table(source, *, sheet: str | None = None, header_line: int | None = No
             table = _open_xlsx(source, opener, sheet)
         elif head.startswith(OLE2_MAGIC):
             table = _open_xls(opener, sheet)
+        elif head[:2] in BIFF_BOF and 4 <= int.from_bytes(head[2:4], "little") <= 20:
+            table = _open_old_xls(opener, sheet)
         else:
             table = _open_csv(opener, head)
         table._max_rows = max_rows
@@ -317,7 +321,19 @@ def _open_xls(opener, sheet: str | None) -> Table:
     except FileRefused as refused:
         if refused.message != excel_reader.DAMAGED:
             raise  # several sheets, no such sheet, an empty workbook: calamine read it fine
-    # What calamine cannot read (BIFF2 to BIFF5 files of old tools, password protection), xlrd may.
+    # What calamine cannot read (BIFF5 files of old tools, password protection), xlrd may.
+    return _xlrd_table(data, sheet)
+
+
+def _open_old_xls(opener, sheet: str | None) -> Table:
+    """Open a bare BIFF2-5 stream: the .xls of old point-of-sale and loyalty tools, which only xlrd reads."""
+    with opener() as f:
+        data = f.read()  # max_bytes bounds it
+    return _xlrd_table(data, sheet)
+
+
+def _xlrd_table(data: bytes, sheet: str | None) -> Table:
+    """A workbook's table through xlrd."""
     book = excel_reader.open_xls(data)
     try:
         sheets = excel_reader.xls_sheets(book)

@@ -309,3 +309,43 @@ def biff_file(path: Path, version: int, rows: list[list]) -> Path:
                 data += (record(0x0003, struct.pack("<HH3sd", r, c, b"\0\0\0", value)) if version == 2
                          else record(0x0203, struct.pack("<HHHd", r, c, 0, value)))
     return write(path, data + record(0x000A, b""))
+
+
+def ods_file(path: Path, sheets: dict[str, list[list]], hidden: tuple[str, ...] = ()) -> Path:
+    """An OpenDocument spreadsheet as LibreOffice writes one: typed cells (text, numbers, booleans, dates)."""
+    def cell(value) -> str:
+        if value is None:
+            return "<table:table-cell/>"
+        if isinstance(value, bool):
+            kind = f'office:value-type="boolean" office:boolean-value="{str(value).lower()}"'
+        elif isinstance(value, (int, float)):
+            kind = f'office:value-type="float" office:value="{value}"'
+        elif isinstance(value, (dt.date, dt.datetime)):
+            kind = f'office:value-type="date" office:date-value="{value.isoformat()}"'
+        else:
+            kind = 'office:value-type="string"'
+        return f"<table:table-cell {kind}><text:p>{value}</text:p></table:table-cell>"
+
+    def table(name: str, rows: list[list]) -> str:
+        style = ' table:style-name="hidden"' if name in hidden else ""
+        body = "".join("<table:table-row>" + "".join(cell(v) for v in row) + "</table:table-row>" for row in rows)
+        return f'<table:table table:name="{name}"{style}>{body}</table:table>'
+
+    ns = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+          'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+          'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+          'xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0"')
+    styles = ('<office:automatic-styles><style:style style:name="hidden" style:family="table">'
+              '<style:table-properties table:display="false"/></style:style></office:automatic-styles>')
+    content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {ns} office:version="1.2">{styles}'
+               "<office:body><office:spreadsheet>" + "".join(table(n, r) for n, r in sheets.items())
+               + "</office:spreadsheet></office:body></office:document-content>")
+    manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:'
+                'opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" '
+                'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry '
+                'manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>')
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.spreadsheet")  # stored, first
+        zf.writestr("META-INF/manifest.xml", manifest)
+        zf.writestr("content.xml", content)
+    return path

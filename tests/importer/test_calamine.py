@@ -149,3 +149,42 @@ def test_an_odd_xls_warns_xlrd_into_the_debug_log(tmp_path, capsys, caplog):
     assert _read(path)[2:] == (["Email"], 1, [(2, ["a@example.com"])])
     assert capsys.readouterr().out == ""
     assert any("file size" in r.getMessage() for r in caplog.records)
+
+
+# --- OpenDocument (LibreOffice's own format) ---------------------------------------------------------
+
+
+def test_an_ods_is_read_with_typed_cells_title_rows_and_its_one_sheet_with_data(tmp_path):
+    sheets = {"Lookup": [["Code"], ["A"]], "Empty": [],
+              "Customers": [["Customer list"], [], ["Email", "Name", "Points", "Joined", "VIP"],
+                            ["a@example.com", "Zoé", 12, dt.date(2024, 1, 5), True], [None, None],
+                            ["b@example.com", "Bob", 7.5, None, False]]}
+    path = corpus.ods_file(tmp_path / "c.ods", sheets, hidden=("Lookup",))
+    assert _read(path) == ("ods", "Customers", ["Email", "Name", "Points", "Joined", "VIP"], 3,
+                           [(4, ["a@example.com", "Zoé", 12, dt.datetime(2024, 1, 5), True]),
+                            (6, ["b@example.com", "Bob", 7.5, None, False])])
+
+
+def test_an_ods_with_several_sheets_asks_which_and_reads_the_one_chosen(tmp_path):
+    path = corpus.ods_file(tmp_path / "m.ods", {"Stores": [["Email"], ["a@example.com"]],
+                                                "Online": [["Email"], ["b@example.com"]]})
+    assert _read(path) == "This workbook has several sheets with data: Stores, Online. Choose the sheet to import."
+    assert _read(path, sheet="online")[1:] == ("Online", ["Email"], 1, [(2, ["b@example.com"])])
+
+
+def test_an_ods_without_a_header_row_says_so(tmp_path):
+    assert _read(corpus.ods_file(tmp_path / "n.ods", {"Sheet1": [[1, 2], [3, 4]]})) == readers.NO_HEADER
+
+
+def test_an_ods_over_the_memory_budget_is_refused_with_what_to_save_it_as(tmp_path, monkeypatch):
+    path = corpus.ods_file(tmp_path / "big.ods", {"Sheet1": [["Email"], ["a@example.com"]]})
+    monkeypatch.setattr(calamine_reader, "BUDGET", 10)
+    assert _read(path) == ("This OpenDocument spreadsheet is too large to read directly. Save it from LibreOffice "
+                           "as .xlsx (File > Save As, Excel 2007-365) or CSV, and upload that file.")
+
+
+def test_an_opendocument_text_file_is_named_not_read(tmp_path):
+    path = corpus.plain_zip(tmp_path / "letter.ods", {"mimetype": "application/vnd.oasis.opendocument.text",
+                                                      "content.xml": "<office:document-content/>"})
+    assert _read(path) == ("This is an OpenDocument file (LibreOffice/OpenOffice) but not a spreadsheet. "
+                           "Export the customer list as CSV or Excel and upload that file.")

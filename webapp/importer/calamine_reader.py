@@ -19,6 +19,11 @@ BUDGET = 128 * 1024 * 1024
 RECORD_CHUNK = 1000  # rows taken from calamine at a time for records()
 
 
+def fits_ods(members: dict[str, int]) -> bool:
+    """Whether an .ods's sheets (all in content.xml, by its declared size) fit the budget."""
+    return members.get("content.xml", 0) <= BUDGET
+
+
 def fits(members: dict[str, int]) -> bool:
     """Whether an .xlsx's sheets (by their declared sizes) fit the budget."""
     declared = sum(size for name, size in members.items()
@@ -31,7 +36,7 @@ class Sheet:
 
     def __init__(self, workbook: CalamineWorkbook, name: str, visible: bool, kind: str):
         self.workbook, self.name, self.visible = workbook, name, visible
-        self.cell = _xlsx_cell if kind == "xlsx" else _xls_cell
+        self.cell = _xls_cell if kind == "xls" else _xlsx_cell
         self._loaded = None
 
     def _load(self):
@@ -72,7 +77,7 @@ class Sheet:
 
 
 def open_workbook(f, kind: str) -> dict[str, Sheet]:
-    """The workbook's worksheets by name; kind "xlsx" or "xls" (whose cells each library types its own way)."""
+    """The workbook's worksheets by name; kind "xlsx", "ods" (cells typed as openpyxl types them) or "xls" (as xlrd)."""
     try:
         workbook = CalamineWorkbook.from_filelike(f)
         visible = {meta.name: str(meta.visible).endswith("Visible") for meta in workbook.sheets_metadata

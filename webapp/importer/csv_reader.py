@@ -21,7 +21,7 @@ SNIFF_CHARS = 64 * 1024
 SCAN_CHUNK = 1024 * 1024
 # A quoted cell spanning more physical lines than this is a quote left open, not an address.
 MAX_CELL_LINES = 100
-NOT_A_SHEET = "This file is not a spreadsheet or a CSV file. Upload a .csv, .xlsx or .xls file."
+NOT_A_SHEET = "This file is not a spreadsheet or a CSV file. Upload a .csv, .xlsx, .xls or .ods file."
 # Bytes that never occur in text: many of them mean a binary file, not a CSV.
 CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 

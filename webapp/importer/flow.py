@@ -8,7 +8,7 @@ from webapp.importer.cascade import delete_audiences
 from webapp.importer.engine import import_table
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import auto_match, normalize_header, validate_mapping
-from webapp.importer.readers import OLE2_MAGIC, count_rows
+from webapp.importer.readers import ODS_MIMETYPE, OLE2_MAGIC, count_rows
 from webapp.importer.report import report_bytes
 from webapp.importer.storage import store_file
 from webapp.models import Audience, Import, ImportProblem, ProblemRow, RememberedMapping, UploadChunk, utcnow
@@ -92,9 +92,12 @@ def describe(upload: Import, limits: Limits, sheet: str | None = None, header_li
 
 
 def workbook_kind(upload: Import) -> str:
-    """"xls" or "xlsx", from the stored file's signature (only workbooks have sheets)."""
+    """"xls", "ods" or "xlsx", from the stored file's signature (only workbooks have sheets)."""
     first = UploadChunk.get((UploadChunk.upload == upload) & (UploadChunk.seq == 0))
-    return "xls" if bytes(first.data[:len(OLE2_MAGIC)]) == OLE2_MAGIC else "xlsx"
+    head = bytes(first.data[:100])
+    if head.startswith(OLE2_MAGIC):
+        return "xls"
+    return "ods" if ODS_MIMETYPE in head else "xlsx"  # an .ods zip opens with its mimetype, stored
 
 
 def remembered_mappings(account_id: int) -> dict:
@@ -166,7 +169,7 @@ def mark_queued(upload: Import, status: str) -> None:
 # ---------------------------------------------------------------- for the wizard and the history page
 
 # Files small enough to count while the user waits for the Uploaded step (a few hundred ms at most).
-CHEAP_COUNT_BYTES = {"csv": 20 * 1024 * 1024, "xlsx": 1024 * 1024, "xls": 1024 * 1024}
+CHEAP_COUNT_BYTES = {"csv": 20 * 1024 * 1024, "xlsx": 1024 * 1024, "xls": 1024 * 1024, "ods": 1024 * 1024}
 BEFORE_SUBMIT = ("draft", "validating", "validated")
 WORKING = ("validating", "queued", "running", "reverting")
 PROBLEMS_PER_QUERY = 500

@@ -3,6 +3,7 @@
 import io
 import os
 import re
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ SIGNATURES = (
     (b"{\\rtf", f"This is a Word (RTF) document, not a spreadsheet. {EXPORT_HINT}"),
 )
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # The BOF record opening a bare BIFF2, BIFF3, BIFF4 or BIFF5 stream (old tools' .xls, not in an OLE2 file).
 BIFF_BOF = (b"\x09\x00", b"\x09\x02", b"\x09\x04", b"\x09\x08")
@@ -56,7 +58,7 @@ LETTER = re.compile(r"[^\W\d_]")
 class Table:
     """An opened file: the chosen sheet, its header row, and a row stream that can be replayed."""
 
-    kind: str  # "csv" | "xlsx" | "xls"
+    kind: str  # "csv" | "xlsx" | "xls" | "ods"
     sheet_names: list[str]  # non-empty sheets (empty list for csv)
     sheet: str | None
     headers: list[str]
@@ -246,6 +248,8 @@ def _open_xlsx(source, opener, sheet: str | None) -> Table:
     """Open a zip that is an Excel workbook; say what other zips are."""
     with opener() as f:
         members = excel_reader.zip_members(f)
+    if _is_ods(opener, members):
+        return _open_ods(opener, members, sheet)
     if "xl/workbook.xml" not in members:
         raise FileRefused(_zip_kind(set(members)))
     if calamine_reader.fits(members):
@@ -272,6 +276,28 @@ def _open_xlsx(source, opener, sheet: str | None) -> Table:
     return Table("xlsx", names, name, [], 0, partial(excel_reader.xlsx_records, ws), _closer=closer)
 
 
+def _is_ods(opener, members: dict[str, int]) -> bool:
+    """An OpenDocument spreadsheet: its mimetype member says so."""
+    if "content.xml" not in members or not 0 < members.get("mimetype", 0) < 100:
+        return False
+    with opener() as f, zipfile.ZipFile(f) as zf:
+        return zf.read("mimetype").strip() == ODS_MIMETYPE
+
+
+def _open_ods(opener, members: dict[str, int], sheet: str | None) -> Table:
+    """Open a LibreOffice/OpenOffice spreadsheet through calamine, while its sheets fit the memory budget."""
+    if not calamine_reader.fits_ods(members):
+        raise FileRefused(
+            "This OpenDocument spreadsheet is too large to read directly. Save it from LibreOffice as .xlsx "
+            "(File > Save As, Excel 2007-365) or CSV, and upload that file.")
+    with opener() as f:
+        excel_reader.check_members(f)
+    with opener() as f:
+        sheets = calamine_reader.open_workbook(f, "ods")
+    (name, names), chosen = _choose_sheet(sheets, calamine_reader.records, calamine_reader.hidden, sheet)
+    return Table("ods", names, name, [], 0, chosen.records, _sheet=chosen)
+
+
 def _close_workbook(wb, f) -> None:
     """Close an openpyxl workbook and the file we opened for it."""
     if wb is not None:
@@ -286,8 +312,7 @@ def _zip_kind(names: set[str]) -> str:
         return ("This is an Excel binary workbook (.xlsb), a format we cannot read. Open it in Excel, "
                 "save it as .xlsx (Excel Workbook), and upload that file.")
     if "content.xml" in names and "mimetype" in names:
-        return ("This is an OpenDocument file (LibreOffice/OpenOffice). Save it as .xlsx or CSV "
-                "and upload that file.")
+        return (f"This is an OpenDocument file (LibreOffice/OpenOffice) but not a spreadsheet. {EXPORT_HINT}")
     if any(n.startswith("word/") for n in names):
         return f"This is a Word document, not a spreadsheet. {EXPORT_HINT}"
     if any(n.startswith("ppt/") for n in names):

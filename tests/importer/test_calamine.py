@@ -188,3 +188,24 @@ def test_an_opendocument_text_file_is_named_not_read(tmp_path):
                                                       "content.xml": "<office:document-content/>"})
     assert _read(path) == ("This is an OpenDocument file (LibreOffice/OpenOffice) but not a spreadsheet. "
                            "Export the customer list as CSV or Excel and upload that file.")
+
+
+# --- workbooks Excel saves in other ways ----------------------------------------------------------------
+
+ROWS = [["Email", "Name"], ["a@example.com", "Ann"]]
+READ = ("xlsx", "Customers", ["Email", "Name"], 1, [(2, ["a@example.com", "Ann"])])
+
+
+def test_a_strict_open_xml_workbook_is_read(tmp_path):
+    assert _read(corpus.hand_xlsx(tmp_path / "strict.xlsx", ROWS, strict=True)) == READ
+
+
+def test_a_strict_workbook_over_the_memory_budget_says_how_to_save_it(tmp_path, without_calamine):
+    path = corpus.hand_xlsx(tmp_path / "strict.xlsx", ROWS, strict=True)
+    assert without_calamine(path) == readers.STRICT_TOO_LARGE
+
+
+@pytest.mark.parametrize("workbook", ["book/Workbook.xml", "xl/workbook2.xml", "Excel/data/main.xml"])
+def test_a_workbook_at_an_unusual_path_is_found_through_its_relationships(tmp_path, without_calamine, workbook):
+    path = corpus.hand_xlsx(tmp_path / "odd.xlsx", ROWS, workbook=workbook)
+    assert _read(path) == without_calamine(path) == READ

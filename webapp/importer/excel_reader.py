@@ -1,9 +1,12 @@
 """Excel side of the readers: XLSX through openpyxl (read-only, streaming), XLS through xlrd."""
 
+import posixpath
 import re
 import zipfile
 import zlib
 from collections.abc import Iterator
+
+from defusedxml import ElementTree
 
 import xlrd
 from openpyxl.cell.text import Text
@@ -65,6 +68,24 @@ def check_members(f) -> None:
                         pass
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, zlib.error):
         raise FileRefused(DAMAGED) from None
+
+
+def workbook_part(f, members: dict[str, int]) -> tuple[str | None, bool]:
+    """Where a zip's Excel workbook part is, found as the format says (through _rels/.rels), and whether it
+    is saved as Strict Open XML; (None, False) for a zip that is no workbook."""
+    if 0 < members.get("_rels/.rels", 0) <= 1024 ** 2:
+        try:
+            with zipfile.ZipFile(f) as zf:
+                root = ElementTree.fromstring(zf.read("_rels/.rels"))
+        except Exception:  # damaged XML, a DTD (defusedxml refuses it): judged by the usual path below
+            root = None
+        for rel in root.iter() if root is not None else ():
+            kind, target = rel.get("Type") or "", rel.get("Target") or ""
+            if kind.endswith("/officeDocument") and target:
+                part = posixpath.normpath(target.lstrip("/"))
+                if part in members and part.lower().endswith(".xml"):
+                    return part, kind.startswith("http://purl.oclc.org/ooxml/")
+    return ("xl/workbook.xml", False) if "xl/workbook.xml" in members else (None, False)
 
 
 def zip_names(f) -> set[str]:

@@ -31,6 +31,9 @@ WEB_PAGE = ("This file is a web page (HTML) saved with a spreadsheet name, not a
             "Open it in Excel, save it as .xlsx (Excel Workbook) or CSV, and upload that file.")
 NOT_A_SHEET = csv_reader.NOT_A_SHEET
 EXPORT_HINT = "Export the customer list as CSV or Excel and upload that file."
+STRICT_TOO_LARGE = (f"This workbook is saved as Strict Open XML, which we read only up to "
+                    f"{calamine_reader.BUDGET // 1024 ** 2} MB of unpacked sheets. Open it in Excel, save it as "
+                    ".xlsx (Excel Workbook, not Strict), and upload that file.")
 
 # Leading bytes of formats people upload by mistake.
 SIGNATURES = (
@@ -250,15 +253,24 @@ def _open_xlsx(source, opener, sheet: str | None) -> Table:
         members = excel_reader.zip_members(f)
     if _is_ods(opener, members):
         return _open_ods(opener, members, sheet)
-    if "xl/workbook.xml" not in members:
+    with opener() as f:
+        part, strict = excel_reader.workbook_part(f, members)
+    if part is None:
         raise FileRefused(_zip_kind(set(members)))
     if calamine_reader.fits(members):
         with opener() as f:
             excel_reader.check_members(f)
-        with opener() as f:
-            sheets = calamine_reader.open_workbook(f, "xlsx")
-        (name, names), chosen = _choose_sheet(sheets, calamine_reader.records, calamine_reader.hidden, sheet)
-        return Table("xlsx", names, name, [], 0, chosen.records, _sheet=chosen)
+        try:
+            with opener() as f:
+                sheets = calamine_reader.open_workbook(f, "xlsx")
+            (name, names), chosen = _choose_sheet(sheets, calamine_reader.records, calamine_reader.hidden, sheet)
+            return Table("xlsx", names, name, [], 0, chosen.records, _sheet=chosen)
+        except FileRefused as refused:
+            # calamine looks for a workbook's relationships by the usual name only; openpyxl follows the rels.
+            if refused.message != excel_reader.DAMAGED or strict or part.endswith("/workbook.xml"):
+                raise
+    elif strict:
+        raise FileRefused(STRICT_TOO_LARGE)
     # openpyxl reads the zip lazily, so the file stays open with the table. A file object, not
     # the path: openpyxl refuses paths by their extension, and an .xlsx saved as .xls is fine here.
     own = isinstance(source, (str, os.PathLike))

@@ -374,6 +374,19 @@ def test_zip_of_csvs_is_named(tmp_path):
                              "Unzip it and upload the file itself.")
 
 
+NUMBERS_PACKAGE = {"Index/Document.iwa": "iwa", "Metadata/Properties.plist": "plist", "preview.jpg": "jpg"}
+
+
+@pytest.mark.parametrize("members", [
+    NUMBERS_PACKAGE,
+    {f"Customers.numbers/{name}": data for name, data in NUMBERS_PACKAGE.items()},  # the folder, zipped by a browser
+    {"Customers.numbers": "a Numbers file zipped again"},
+], ids=["numbers-file", "numbers-folder-zipped-by-a-browser", "numbers-file-zipped"])
+def test_a_numbers_file_is_named_with_how_to_export_it(tmp_path, members):
+    assert refused(corpus.plain_zip(tmp_path / "Customers.zip", members)) == (
+        "This is an Apple Numbers file. Export it as CSV or Excel (File > Export To) and upload that file.")
+
+
 def test_word_97_document_is_named(tmp_path):
     path = corpus.ole2_file(tmp_path / "c.xls", {"WordDocument": b"w", "1Table": b"t"})
     assert refused(path).startswith("This is a Word document, not a spreadsheet.")

@@ -31,6 +31,7 @@ WEB_PAGE = ("This file is a web page (HTML) saved with a spreadsheet name, not a
             "Open it in Excel, save it as .xlsx (Excel Workbook) or CSV, and upload that file.")
 NOT_A_SHEET = csv_reader.NOT_A_SHEET
 EXPORT_HINT = "Export the customer list as CSV or Excel and upload that file."
+NUMBERS = "This is an Apple Numbers file. Export it as CSV or Excel (File > Export To) and upload that file."
 STRICT_TOO_LARGE = (f"This workbook is saved as Strict Open XML, which we read only up to "
                     f"{calamine_reader.BUDGET // 1024 ** 2} MB of unpacked sheets. Open it in Excel, save it as "
                     ".xlsx (Excel Workbook, not Strict), and upload that file.")
@@ -329,8 +330,9 @@ def _zip_kind(names: set[str]) -> str:
         return f"This is a Word document, not a spreadsheet. {EXPORT_HINT}"
     if any(n.startswith("ppt/") for n in names):
         return f"This is a PowerPoint presentation, not a spreadsheet. {EXPORT_HINT}"
-    if any(n.startswith("Index/") for n in names):
-        return "This is an Apple Numbers file. Export it as CSV or Excel (File > Export To) and upload that file."
+    # A Numbers package: its own Index/, a folder "X.numbers/" a browser zipped, or a .numbers file zipped.
+    if any(n.startswith("Index/") or ".numbers/" in n.lower() or n.lower().endswith(".numbers") for n in names):
+        return NUMBERS
     inside = sorted(n.rsplit("/", 1)[-1] for n in names if n.lower().endswith((".csv", ".xlsx", ".xls", ".txt")))
     if inside:
         listed = ", ".join(inside[:3]) + (", …" if len(inside) > 3 else "")

@@ -31,7 +31,7 @@ SAMPLE_BYTES = 64 * 1024
 CHUNK = 1024 * 1024
 MARGIN = 0.05  # how much less messy (charset-normalizer's chaos) a reading must be to win on that alone
 ASCII = bytes(range(128))
-HIGH_LINE = re.compile(rb"[^\n]*[\x80-\xff][^\n]*\n?")
+HIGH = re.compile(rb"[\x80-\xff]")
 # Where a two- or three-byte UTF-8 sequence may start (the line is then decoded to be sure): a line that is
 # UTF-8 throughout means mixed encodings. One simple class pair searches three times faster than the exact forms.
 UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xef][\x80-\xbf]")
@@ -132,15 +132,17 @@ def _scan(f, bad_at: int) -> Scan:
 def _take(scan: Scan, part: bytes) -> None:
     """Add a piece of whole lines to the scan: its new byte values, sample lines, a UTF-8 line."""
     new = set(part.translate(None, ASCII + bytes(scan.high)))  # bytes.translate deletes in C: no loop per byte
-    for value in new:  # one line for each byte value not seen before, wherever it is
-        at = part.find(bytes((value,)))
-        scan.sample += _line_at(part, at)
+    # One line for each byte value not seen before, wherever it is; then the first lines with any, to the cap.
+    starts = {part.rfind(b"\n", 0, part.find(bytes((value,)))) + 1 for value in new}
+    at, size = 0, len(scan.sample)
+    while size < SAMPLE_BYTES and (match := HIGH.search(part, at)):
+        start = part.rfind(b"\n", 0, match.start()) + 1
+        at = part.find(b"\n", match.start()) + 1 or len(part)
+        starts.add(start)
+        size += at - start
+    for start in sorted(starts):
+        scan.sample += _line_at(part, start)
     scan.high |= new
-    if len(scan.sample) < SAMPLE_BYTES:
-        for match in HIGH_LINE.finditer(part):
-            scan.sample += match.group(0)
-            if len(scan.sample) >= SAMPLE_BYTES:
-                break
     if scan.utf8_line is None:
         start = 0
         while match := UTF8_MULTIBYTE.search(part, start):

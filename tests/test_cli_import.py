@@ -8,7 +8,9 @@ import os
 import openpyxl
 
 from tests.engine_helpers import import_via_cli, invoke, personas, write_csv
+from tests.importer import corpus
 from webapp.importer.fields import CONTACT_MESSAGE
+from webapp.importer.readers import NO_HEADER
 from webapp.models import AuditEntry, Import, Persona
 
 A, B = "ann@example.com", "bob@example.com"
@@ -151,6 +153,26 @@ def test_a_workbook_with_several_sheets_needs_sheet(runner, owner_a, account_a, 
     data = import_via_cli(runner, path, "--sheet", "Online")
     assert data["created"] == 1
     assert [(p["email"], p["points"]) for p in personas(account_a)] == [(B, 7)]
+
+
+def test_a_file_without_a_header_row_is_refused_until_header_line_names_it(runner, owner_a, account_a, tmp_path):
+    path = tmp_path / "numbers.csv"
+    path.write_text("4155550101,12\n4155550102,13\n")
+    assert _refused(runner, path) == NO_HEADER + " Choose it with --header-line N."
+    assert personas(account_a) == []
+    path.write_text("4155550101,12\nEmail,Points\nann@example.com,5\n")
+    data = import_via_cli(runner, path, "--header-line", "2")
+    assert data["created"] == 1
+    assert [(p["email"], p["points"]) for p in personas(account_a)] == [(A, 5)]
+
+
+def test_an_ods_from_libreoffice_imports_its_customers(runner, owner_a, account_a, tmp_path):
+    path = corpus.ods_file(tmp_path / "customers.ods", {"Customers": [["Email", "Points", "Loyalty Member"],
+                                                                      [A, 5, "sí"], [B, 7, "no"]]})
+    data = import_via_cli(runner, path)
+    assert (data["created"], data["problems"]) == (2, [])
+    assert [(p["email"], p["points"], p["loyalty_member"]) for p in personas(account_a)] == [(A, 5, True),
+                                                                                            (B, 7, False)]
 
 
 def test_only_an_owner_may_import(runner, owner_a, staff_a, tmp_path):

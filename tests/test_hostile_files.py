@@ -193,9 +193,6 @@ REFUSED = [
     pytest.param("locked.xls", PASSWORD, id="encrypted-xls"),
     pytest.param("huge-cell.csv", "Line 3 has a cell longer than 128 KB, far more than any customer field holds. "
                  'This usually means a quote (") is not closed; check that line.', id="200kb-cell"),
-    pytest.param("shifted.csv", "Line 3 has more cells (5) than the header row has columns (3), so its values may "
-                 "have shifted into the wrong columns. This usually means a value holds a comma (or the file's "
-                 "separator) without quotes around it. Fix line 3 and upload the file again.", id="too-many-cells"),
     pytest.param("stray-quote.csv", 'Line 3 has a quote (") in the middle of a cell. Put the whole cell in quotes '
                  'and double the quote inside it (""), or remove it, and upload the file again.', id="stray-quote"),
     pytest.param("open-quote.csv", 'Line 3 has a quote (") that is never closed, so the rest of the file would be '
@@ -309,6 +306,21 @@ def test_rows_with_too_few_cells_leave_the_missing_fields_unchanged(tmp_path, ap
     assert (again["unchanged"], again["problems"]) == (2, [])
     assert [(p["email"], p["first_name"], p["points"]) for p in personas(account_a)] == [
         ("ann@example.com", "Ann", 5), ("bob@example.com", "Bob", 0)]
+
+
+SHIFTED = ("line 3 has more cells (5) than the header row has columns (3), so its values have shifted into the "
+           "wrong columns: a value holds a comma (or the file's separator) without quotes around it. Fix that "
+           "line and import it again")
+
+
+def test_a_shifted_row_is_rejected_naming_its_line_and_the_others_are_imported(
+        hostile, app, owner_client, csrf, runner, account_a):
+    done, again = _import_on_the_web_then_in_the_cli(owner_client, csrf, runner, app, hostile("shifted.csv"))
+    assert (done.counts["created"], done.counts["rejected"]) == (1, 1)
+    assert [(p["email"], p["first_name"]) for p in personas(account_a)] == [ANN]
+    assert again["problems"] == [{"row": 3, "column": "", "value": "", "reason": SHIFTED, "severity": "error"}]
+    report = flow.problem_report(done).decode("utf-8-sig").splitlines()
+    assert report[1] == ('3,error,,,"' + SHIFTED.replace('"', '""') + '",bob@example.com,Bob,1 Main St, Apt 2,Portland')
 
 
 # ---------------------------------------------------------------- size and row limits

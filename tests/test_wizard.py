@@ -12,8 +12,10 @@ import time
 import pytest
 from openpyxl import Workbook, load_workbook
 
+from tests.importer import corpus
 from webapp.importer import flow
 from webapp.importer.fields import CONTACT_MESSAGE, FIELDS
+from webapp.importer.readers import NO_HEADER
 from webapp.importer.templates import TEMPLATES
 from webapp.models import (
     Audience, AudienceMember, Import, Persona, PersonaAttribute, RememberedMapping, StagedChunk,
@@ -249,6 +251,34 @@ def test_multi_sheet_workbook_asks_for_the_sheet(owner_client, csrf):
 
     response = post(owner_client, csrf, f"/imports/{import_id}/sheet", {"sheet": "Nope"})
     assert response.status_code == 422 and 'no sheet named "Nope"' in html.unescape(response.get_data(as_text=True))
+
+
+def test_an_ods_with_several_sheets_gets_the_same_sheet_picker(owner_client, csrf, tmp_path):
+    path = corpus.ods_file(tmp_path / "book.ods", {"Stores": [["Email"], ["ann@example.com"]],
+                                                   "Online": [["Email", "Phone"], ["bob@example.com", "4155550102"]]})
+    import_id = import_id_of(upload(owner_client, csrf, path.read_bytes(), "book.ods"))
+    row = Import.get_by_id(import_id)
+    assert (row.kind, row.sheet_names, row.headers) == ("ods", ["Stores", "Online"], [])
+    page = owner_client.get(f"/imports/{import_id}/uploaded").get_data(as_text=True)
+    assert '<select id="sheet" name="sheet">' in page and "ODS" in page
+    post(owner_client, csrf, f"/imports/{import_id}/sheet", {"sheet": "Online"})
+    row = Import.get_by_id(import_id)
+    assert (row.kind, row.sheet, row.headers, row.row_count) == ("ods", "Online", ["Email", "Phone"], 1)
+
+
+def test_a_file_without_a_header_row_waits_for_the_line_to_be_chosen(owner_client, csrf):
+    data = b"ann@example.com,4155550101\nbob@example.com,4155550102\n"
+    import_id = import_id_of(upload(owner_client, csrf, data, "no-header.csv"))
+    row = Import.get_by_id(import_id)
+    assert (row.file_error, row.kind, row.headers) == (NO_HEADER, "csv", [])
+    page = html.unescape(owner_client.get(f"/imports/{import_id}/uploaded").get_data(as_text=True))
+    assert NO_HEADER in page and "The header row is line" in page and "Use this line" in page
+    assert '<select id="sheet"' not in page and f'href="/imports/{import_id}/mapping"' not in page
+
+    response = post(owner_client, csrf, f"/imports/{import_id}/header", {"header_line": "1"}, headers=HTMX)
+    assert response.status_code == 200
+    row = Import.get_by_id(import_id)
+    assert (row.file_error, row.header_line, row.headers) == (None, 1, ["ann@example.com", "4155550101"])
 
 
 def test_remove_deletes_the_import_and_returns_to_step_one(owner_client, csrf):

@@ -14,6 +14,7 @@ from webapp.importer import flow, same_file
 from webapp.importer.errors import FileRefused
 from webapp.importer.export import export_personas
 from webapp.importer.fields import FIELDS
+from webapp.importer.readers import NO_HEADER
 from webapp.importer.revert import revert
 from webapp.importer.values import ParseContext, parse_email, parse_phone
 from webapp.models import (
@@ -88,13 +89,15 @@ def _problems(import_id: int, sources: tuple[str, ...]) -> list[dict]:
 @click.option("--user", "user_email", required=True)
 @click.option("--accept-terms", is_flag=True, help="Accept the consent terms (required unless --dry-run).")
 @click.option("--sheet", default=None, help="The sheet to import from a workbook with several.")
+@click.option("--header-line", type=click.IntRange(min=1), default=None,
+              help="The line of the header row, where no row looks like one.")
 @click.option("--map", "overrides", multiple=True, help="'Header=field' (or ignore, attribute:NAME); repeatable.")
 @click.option("--opt-in-sms", is_flag=True, help="Opt in every persona of the file to SMS.")
 @click.option("--opt-in-email", is_flag=True, help="Opt in every persona of the file to email.")
 @click.option("--dry-run", is_flag=True, help="Validate and count; write nothing to personas.")
 @with_appcontext
-def import_command(file, account_name, user_email, accept_terms, sheet, overrides, opt_in_sms, opt_in_email,
-                   dry_run):
+def import_command(file, account_name, user_email, accept_terms, sheet, header_line, overrides, opt_in_sms,
+                   opt_in_email, dry_run):
     """Import a CSV/XLSX/XLS file of personas, wait for the end and print the result as JSON."""
     account, user = _owner(account_name, user_email)
     if not accept_terms and not dry_run:
@@ -102,10 +105,11 @@ def import_command(file, account_name, user_email, accept_terms, sheet, override
     try:
         with open(file, "rb") as stream:
             upload = flow.start_upload(account, user, _display_name(file), stream, _limits())
-        if sheet is not None:
-            flow.describe(upload, _limits(), sheet=sheet)
+        if sheet is not None or header_line is not None:
+            flow.describe(upload, _limits(), sheet=sheet, header_line=header_line)
         if upload.file_error:
-            raise FileRefused(upload.file_error)
+            hint = " Choose it with --header-line N." if upload.file_error == NO_HEADER else ""
+            raise FileRefused(upload.file_error + hint)
         errors = flow.set_mapping(upload, _apply_overrides(upload, overrides))
         if errors:
             raise FileRefused(" ".join(errors))

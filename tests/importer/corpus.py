@@ -241,3 +241,111 @@ def padded_csv(path: Path, size: int, rows: str = "Email,First Name\nann@example
     line = b" " * 99_999 + b"\n"
     data += line * ((size - len(data)) // len(line))
     return write(path, data + b"\n" * (size - len(data)))
+
+
+TRANSITIONAL = ("http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+                "http://schemas.openxmlformats.org/officeDocument/2006/relationships")
+STRICT = ("http://purl.oclc.org/ooxml/spreadsheetml/main", "http://purl.oclc.org/ooxml/officeDocument/relationships")
+
+
+def hand_xlsx(path: Path, rows: list[list[str]], *, strict: bool = False, workbook: str = "xl/workbook.xml") -> Path:
+    """An .xlsx written by hand as Excel writes one: text in shared strings (as given, escapes and all).
+
+    strict: Excel's "Strict Open XML Spreadsheet" namespaces; workbook: where the workbook part lies (found
+    through _rels/.rels, as the format allows).
+    """
+    main, rel = STRICT if strict else TRANSITIONAL
+    folder, _, name = workbook.rpartition("/")
+    strings = sorted({c for row in rows for c in row})
+    index = {s: i for i, s in enumerate(strings)}
+    cells = "".join(
+        f'<row r="{r}">' + "".join(f'<c r="{chr(65 + c)}{r}" t="s"><v>{index[v]}</v></c>' for c, v in enumerate(row))
+        + "</row>" for r, row in enumerate(rows, 1))
+    sst = "".join(f'<si><t xml:space="preserve">{s}</t></si>' for s in strings)
+    ct = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    parts = {
+        "[Content_Types].xml": (
+            '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+            'content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+            'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/{workbook}" ContentType="{ct}.sheet.main+xml"/>'
+            f'<Override PartName="/{folder}/worksheets/sheet1.xml" ContentType="{ct}.worksheet+xml"/>'
+            f'<Override PartName="/{folder}/sharedStrings.xml" ContentType="{ct}.sharedStrings+xml"/></Types>'),
+        "_rels/.rels": (
+            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/'
+            f'2006/relationships"><Relationship Id="rId1" Type="{rel}/officeDocument" Target="/{workbook}"/>'
+            "</Relationships>"),
+        workbook: (f'<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{main}" xmlns:r="{rel}"><sheets>'
+                   '<sheet name="Customers" sheetId="1" r:id="rId1"/></sheets></workbook>'),
+        f"{folder}/_rels/{name}.rels": (
+            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/'
+            f'2006/relationships"><Relationship Id="rId1" Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/>'
+            f'<Relationship Id="rId2" Type="{rel}/sharedStrings" Target="sharedStrings.xml"/></Relationships>'),
+        f"{folder}/worksheets/sheet1.xml": (f'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{main}">'
+                                     f"<sheetData>{cells}</sheetData></worksheet>"),
+        f"{folder}/sharedStrings.xml": (f'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="{main}" count="{len(strings)}" '
+                                  f'uniqueCount="{len(strings)}">{sst}</sst>'),
+    }
+    return plain_zip(path, parts)
+
+
+def biff_file(path: Path, version: int, rows: list[list]) -> Path:
+    """A bare BIFF2, BIFF3 or BIFF4 worksheet (no OLE2 container), as old point-of-sale tools write: text and
+    numbers, in Windows-1252."""
+    def record(code: int, data: bytes) -> bytes:
+        return struct.pack("<HH", code, len(data)) + data
+
+    bof = {2: 0x0009, 3: 0x0209, 4: 0x0409}[version]
+    data = record(bof, struct.pack("<HH", 0, 0x0010) + (b"\0\0" if version > 2 else b""))
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if value is None:
+                continue
+            if isinstance(value, str):
+                text = value.encode("cp1252")
+                data += (record(0x0004, struct.pack("<HH3sB", r, c, b"\0\0\0", len(text)) + text) if version == 2
+                         else record(0x0204, struct.pack("<HHHH", r, c, 0, len(text)) + text))
+            else:
+                data += (record(0x0003, struct.pack("<HH3sd", r, c, b"\0\0\0", value)) if version == 2
+                         else record(0x0203, struct.pack("<HHHd", r, c, 0, value)))
+    return write(path, data + record(0x000A, b""))
+
+
+def ods_file(path: Path, sheets: dict[str, list[list]], hidden: tuple[str, ...] = ()) -> Path:
+    """An OpenDocument spreadsheet as LibreOffice writes one: typed cells (text, numbers, booleans, dates)."""
+    def cell(value) -> str:
+        if value is None:
+            return "<table:table-cell/>"
+        if isinstance(value, bool):
+            kind = f'office:value-type="boolean" office:boolean-value="{str(value).lower()}"'
+        elif isinstance(value, (int, float)):
+            kind = f'office:value-type="float" office:value="{value}"'
+        elif isinstance(value, (dt.date, dt.datetime)):
+            kind = f'office:value-type="date" office:date-value="{value.isoformat()}"'
+        else:
+            kind = 'office:value-type="string"'
+        return f"<table:table-cell {kind}><text:p>{value}</text:p></table:table-cell>"
+
+    def table(name: str, rows: list[list]) -> str:
+        style = ' table:style-name="hidden"' if name in hidden else ""
+        body = "".join("<table:table-row>" + "".join(cell(v) for v in row) + "</table:table-row>" for row in rows)
+        return f'<table:table table:name="{name}"{style}>{body}</table:table>'
+
+    ns = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+          'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+          'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+          'xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0"')
+    styles = ('<office:automatic-styles><style:style style:name="hidden" style:family="table">'
+              '<style:table-properties table:display="false"/></style:style></office:automatic-styles>')
+    content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {ns} office:version="1.2">{styles}'
+               "<office:body><office:spreadsheet>" + "".join(table(n, r) for n, r in sheets.items())
+               + "</office:spreadsheet></office:body></office:document-content>")
+    manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:'
+                'opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" '
+                'manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry '
+                'manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>')
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(zipfile.ZipInfo("mimetype"), "application/vnd.oasis.opendocument.spreadsheet")  # stored, first
+        zf.writestr("META-INF/manifest.xml", manifest)
+        zf.writestr("content.xml", content)
+    return path

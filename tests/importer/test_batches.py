@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tests.importer import corpus, test_calamine
 from webapp.importer import csv_frames
 from webapp.importer.errors import FileRefused
-from webapp.importer.readers import open_table
+from webapp.importer.readers import Shifted, open_table
 
 
 def _normal(cell):
@@ -28,9 +28,14 @@ def _normal(cell):
 def _rows(path, **kwargs):
     try:
         with open_table(path, **kwargs) as table:
-            return [(line, [_normal(c) for c in cells]) for line, cells in table.rows()]
+            return [(line, [_normal(c) for c in cells], _shift(cells)) for line, cells in table.rows()]
     except FileRefused as refused:
         return refused.message
+
+
+def _shift(cells):
+    """A shifted row's cells and reason, else None."""
+    return (cells.every, cells.reason) if isinstance(cells, Shifted) else None
 
 
 def _batched(path, size=7, **kwargs):
@@ -39,9 +44,9 @@ def _batched(path, size=7, **kwargs):
             found = []
             for batch in table.batches(size):
                 columns = [c.to_list() if isinstance(c, pl.Series) else c for c in batch.columns]
-                found += [(line, [_normal(c) for c in cells])
+                found += [(line, [_normal(c) for c in cells], batch.shifted.get(line))
                           for line, cells in zip(batch.lines.to_list(), zip(*columns) if columns else [])]
-            return [(line, list(cells)) for line, cells in found]
+            return found
     except FileRefused as refused:
         return refused.message
 
@@ -72,6 +77,7 @@ CASES = {
     "extra blank cells": "Email,Name\na@example.com,Ann,,\n",
     "values past the headers": "Email,Name,\na@example.com,Ann,x\n,,y\n",
     "shifted row": "Email,Name\na@example.com,Ann\nb@example.com,Bob,Smith\n",
+    "shifted rows past blank cells": "Email,Name,City\na@example.com,Ann,Reno\nb@example.com,Bob,1 Main,Reno,,\n,,,x\n",
     "formula prefixes": "Email,Name\na@example.com,'=HYPERLINK(1)\nb@example.com,'plain\nc@example.com,''=x\n",
     "stray quote mid cell": 'Email,Name\na@example.com,O"Brien\n',
     "quote after a quoted cell": 'Email,Name\na@example.com,"Ann"x\n',
@@ -97,7 +103,7 @@ def test_csv_batches_equal_rows_in_every_encoding(tmp_path, pieces, encoding):
     path = tmp_path / "f.csv"
     path.write_bytes(text.encode(encoding))
     rows = assert_same(path)
-    assert rows[-1] == (41, ["p39@example.com", "Zoë Brontë 39"])
+    assert rows[-1] == (41, ["p39@example.com", "Zoë Brontë 39"], None)
 
 
 def test_a_chosen_header_line_and_the_row_limit_apply_alike(tmp_path, pieces):
@@ -115,7 +121,7 @@ def test_polars_hands_over_to_csv_reader_mid_file(tmp_path, pieces):
     good = "".join(f"p{i}@example.com,Ann {i}\n" for i in range(30))
     path = corpus.text_file(tmp_path / "f.csv", "Email,Name\n" + good + 'q@example.com,O"Brien\n' + good)
     rows = assert_same(path)
-    assert len(rows) == 61 and rows[30] == (32, ["q@example.com", 'O"Brien'])
+    assert len(rows) == 61 and rows[30] == (32, ["q@example.com", 'O"Brien'], None)
 
 
 cell = st.one_of(

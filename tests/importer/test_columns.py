@@ -502,3 +502,10 @@ def test_an_empty_batch():
     parsed = parse_batch(Batch(pl.Series([], dtype=pl.Int64), [as_series([])] * 3), Plan.of(headers, mapping),
                          ParseContext(today=TODAYS[0]))
     assert (len(parsed.rows), len(parsed.problems), parsed.problem_cells) == (0, 0, [])
+
+
+def test_spanish_booleans_read_as_yes_and_no_column_wise():
+    cells = pl.Series(["sí", "SÍ", "si", "si\u0301", "no", "NO", "sip"], dtype=pl.String)
+    parsed, reasons = parse_column("bool", cells, ParseContext())
+    assert parsed.to_list() == [True, True, True, True, False, False, None]
+    assert reasons.to_list() == [None] * 6 + ["not a yes/no value"]

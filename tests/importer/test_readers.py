@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.importer import corpus
 from webapp.importer.errors import FileRefused
-from webapp.importer.readers import count_rows, open_table
+from webapp.importer.readers import NO_HEADER, count_rows, open_table
 
 
 def refused(source, **kwargs) -> str:
@@ -71,11 +71,42 @@ def test_windows_1252_detected_even_when_the_accent_is_far_into_the_file(tmp_pat
     assert last == (200_002, ["z@example.com", "Zoé"])
 
 
-def test_bytes_undefined_in_windows_1252_are_refused(tmp_path):
-    data = "Email,Name\na@example.com,Ann\n".encode() + b"b@example.com,B\x81ob\n"
-    message = refused(corpus.write(tmp_path / "odd.csv", data))
-    assert message.startswith("The file's text encoding is not recognized: line 3 has a character")
-    assert 'Save the file from Excel as "CSV UTF-8 (Comma delimited)"' in message
+CODE_PAGE_FILES = [  # (what a program writes, the text, its code page)
+    ('LibreOffice/Excel "CSV (MS-DOS)", French', "h@example.com,Hélène Lefèvre,Montréal", "cp850"),
+    ('Excel "CSV (MS-DOS)" on a US system', "m@example.com,Müller Jürgen,Straße 1", "cp437"),
+    ('Excel for Mac "CSV (Macintosh)"', "j@example.com,José Muñoz,São Paulo", "mac_roman"),
+    ('Mac Roman, a name in curly quotes', "e@example.com,“Élodie” Zoë,Zürich", "mac_roman"),
+    ("LibreOffice, Latin-9", "l@example.com,Lætitia Cœur,12 €", "iso8859_15"),
+    ("Excel on Windows, Spanish", "m@example.com,María Núñez,Bogotá", "cp1252"),
+    ('Excel "CSV (MS-DOS)", Spanish', "m@example.com,María Núñez,Cancún", "cp850"),
+    ("Excel on a Polish Windows", "p@example.com,Paweł Żółć,Łódź", "cp1250"),
+    ("Excel on a Russian Windows", "i@example.com,Иван Петров,Москва", "cp1251"),
+]
+
+
+@pytest.mark.parametrize("program, line, code_page", CODE_PAGE_FILES, ids=[c[0] for c in CODE_PAGE_FILES])
+def test_single_byte_code_pages_are_read_as_written(tmp_path, program, line, code_page):
+    text = "Email,Name,City\nana@example.com,Ana,Reno\n" + line + "\n"
+    table, rows = read(corpus.text_file(tmp_path / "dos.csv", text, code_page, newline="\r\n"))
+    assert rows == [(2, ["ana@example.com", "Ana", "Reno"]), (3, line.split(","))]
+
+
+def test_a_code_page_is_found_from_an_accent_far_into_the_file(tmp_path):
+    text = "Email,Name\n" + "a@example.com,Ann\n" * 200_000 + "j@example.com,José Peña\n"
+    table = open_table(corpus.text_file(tmp_path / "late.csv", text, "mac_roman"))
+    *_, last = table.rows()
+    assert last == (200_002, ["j@example.com", "José Peña"])
+
+
+@pytest.mark.parametrize("data, readings", [
+    (b"Email,Size\na@example.com,\xbd oz\n", '"½" as Windows-1252 (Western) and "œ" as Latin-9'),
+    (b"Email,Code\na@example.com,ANA \x8e\n", '"Ž" as Windows-1252 (Western) and "é" as Mac Roman'),
+])
+def test_a_code_page_that_cannot_be_told_for_sure_is_refused_with_both_readings(tmp_path, data, readings):
+    message = refused(corpus.write(tmp_path / "unsure.csv", data))
+    assert message == ("The file is not saved as UTF-8, and its text encoding cannot be told for sure: the same "
+                       f'bytes read {readings}. Save the file from Excel as "CSV UTF-8 (Comma delimited)" and '
+                       "upload it again.")
 
 
 def test_mixed_utf8_and_windows_1252_is_refused_not_garbled(tmp_path):
@@ -172,11 +203,25 @@ def test_header_line_override_on_a_blank_line(tmp_path):
     assert refused(path, header_line=2) == "Line 2 is empty. Choose the line that holds the column names."
 
 
-def test_rows_without_header_row_first_is_found_after_data_like_rows(tmp_path):
-    # A file of emails only: nothing looks like a header, so the first row is taken.
-    text = "a@example.com,4155550100\nb@example.com,4155550101\n"
-    table = open_table(corpus.text_file(tmp_path / "nohead.csv", text))
-    assert (table.header_line, table.headers) == (1, ["a@example.com", "4155550100"])
+@pytest.mark.parametrize("text", ["a@example.com,4155550100\nb@example.com,4155550101\n",
+                                  "1,2,3\n4,5,6\n7,8,9\n", "2024-01-05,12\n2024-02-06,13\n"])
+def test_a_file_without_a_header_row_is_refused_saying_so_until_its_line_is_chosen(tmp_path, text):
+    path = corpus.text_file(tmp_path / "nohead.csv", text)
+    assert refused(path) == NO_HEADER
+    assert NO_HEADER.startswith("No row of the file looks like a header row of column names")
+    assert NO_HEADER.endswith("or choose the line that holds the column names.")
+    table, rows = read(path, header_line=1)
+    assert (table.header_line, table.headers[0], rows[0][0]) == (1, text.split(",")[0], 2)
+
+
+def test_a_numbers_only_sheet_is_refused_as_having_no_header_row(tmp_path):
+    path = corpus.xlsx_file(tmp_path / "numbers.xlsx", {"Sheet1": [[1, 2], [3, 4], [5, 6]]})
+    assert refused(path) == NO_HEADER
+
+
+def test_a_first_row_with_one_name_among_odd_headers_is_still_taken(tmp_path):
+    text = "Email,4155550100\na@example.com,4155550101\n"
+    assert open_table(corpus.text_file(tmp_path / "odd.csv", text)).headers == ["Email", "4155550100"]
 
 
 def test_single_column_file(tmp_path):
@@ -327,6 +372,19 @@ def test_zip_of_csvs_is_named(tmp_path):
     path = corpus.plain_zip(tmp_path / "c.zip", {"export/customers.csv": "Email\n", "export/orders.csv": "Id\n"})
     assert refused(path) == ("This is a zip archive holding customers.csv, orders.csv. "
                              "Unzip it and upload the file itself.")
+
+
+NUMBERS_PACKAGE = {"Index/Document.iwa": "iwa", "Metadata/Properties.plist": "plist", "preview.jpg": "jpg"}
+
+
+@pytest.mark.parametrize("members", [
+    NUMBERS_PACKAGE,
+    {f"Customers.numbers/{name}": data for name, data in NUMBERS_PACKAGE.items()},  # the folder, zipped by a browser
+    {"Customers.numbers": "a Numbers file zipped again"},
+], ids=["numbers-file", "numbers-folder-zipped-by-a-browser", "numbers-file-zipped"])
+def test_a_numbers_file_is_named_with_how_to_export_it(tmp_path, members):
+    assert refused(corpus.plain_zip(tmp_path / "Customers.zip", members)) == (
+        "This is an Apple Numbers file. Export it as CSV or Excel (File > Export To) and upload that file.")
 
 
 def test_word_97_document_is_named(tmp_path):
@@ -492,6 +550,16 @@ def test_xls_several_sheets_and_title_rows(tmp_path):
                              "Choose the sheet to import.")
     table, rows = read(path, sheet="Customers")
     assert (table.header_line, table.headers, rows) == (3, ["Email", "Name"], [(4, ["a@example.com", "+1"])])
+
+
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_old_biff_xls_of_legacy_tools_is_read(tmp_path, version):
+    rows = [["Loyalty export"], [], ["Email", "Name", "Points"], ["ana@example.com", "Zoé Peña", 120],
+            ["bob@example.com", "Bob", 7.5]]
+    table, read_rows = read(corpus.biff_file(tmp_path / "pos.xls", version, rows))
+    assert (table.kind, table.sheet_names, table.headers, table.header_line) == (
+        "xls", ["Sheet 1"], ["Email", "Name", "Points"], 3)
+    assert read_rows == [(4, ["ana@example.com", "Zoé Peña", 120.0]), (5, ["bob@example.com", "Bob", 7.5])]
 
 
 def test_password_protected_xls(tmp_path):

@@ -63,6 +63,16 @@ def test_not_booleans(raw):
     assert parse_bool(raw, US) == (None, "not a yes/no value")
 
 
+@pytest.mark.parametrize("raw", ["sí", "Sí", "SÍ", "si", "Si", "SI", " sí ", "si\u0301", "SI\u0301"])
+def test_spanish_yes(raw):
+    assert parse_bool(raw, US) == (True, None)
+
+
+@pytest.mark.parametrize("raw", ["no", "No", "NO"])
+def test_spanish_no_is_no(raw):
+    assert parse_bool(raw, US) == (False, None)
+
+
 # --- dates ----------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from webapp.importer.columns import WHITESPACE, WHITESPACE_CLASS
 from webapp.importer.errors import FileRefused
 from webapp.importer.excel_reader import finish_cell
 from webapp.importer.parse import Batch
-from webapp.importer.readers import Table, shifted_row, too_many_rows
+from webapp.importer.readers import Shifted, Table, shifted_row, too_many_rows
 from webapp.importer.safe_cells import PREFIX, TRIGGERS
 
 # Columns read past the widest row the header or the first lines have, to see values that shifted right.
@@ -45,11 +45,14 @@ def table_batches(table: Table, size: int) -> Iterator[Batch]:
                                              source.width, (piece.offset, piece.before))
                 yield from _row_batches(table.rows(records, counted), size)
                 return
-            rows = _data_rows(table, piece, counted)
+            rows, shifted = _data_rows(table, piece, counted)
             counted += len(rows)
             for start in range(0, len(rows), size):
                 part = rows.slice(start, size)
-                yield Batch(part["rec"], [part[f"c{i}"] for i in range(len(table.headers))])
+                lines = part["rec"]
+                yield Batch(lines, [part[f"c{i}"] for i in range(len(table.headers))],
+                            {line: shifted[line] for line in lines.filter(lines.is_in(list(shifted))).to_list()}
+                            if shifted else {})
 
 
 def _row_batches(rows: Iterator[tuple[int, list]], size: int) -> Iterator[Batch]:
@@ -58,8 +61,10 @@ def _row_batches(rows: Iterator[tuple[int, list]], size: int) -> Iterator[Batch]
     while chunk := list(islice(rows, size)):
         lines = [line for line, _ in chunk]
         columns = [list(column) for column in zip(*(cells for _, cells in chunk))]
+        shifted = {line: (cells.every, cells.reason) for line, cells in chunk if cells.__class__ is Shifted}
         yield Batch(pl.Series(lines, dtype=pl.Int64),
-                    [pl.Series(column, dtype=pl.String) if _all_text(column) else column for column in columns])
+                    [pl.Series(column, dtype=pl.String) if _all_text(column) else column for column in columns],
+                    shifted)
 
 
 def _sheet_batches(table: Table, sheet, size: int) -> Iterator[Batch]:
@@ -115,8 +120,9 @@ def _filled(column: str) -> pl.Expr:
     return pl.col(column).str.contains(f"[^{WHITESPACE_CLASS}]").fill_null(False)
 
 
-def _data_rows(table: Table, piece: csv_frames.Piece, counted: int) -> pl.DataFrame:
-    """The piece's records as table.rows() would yield them (refusing what it refuses), as a frame."""
+def _data_rows(table: Table, piece: csv_frames.Piece, counted: int) -> tuple[pl.DataFrame, dict]:
+    """The piece's records as table.rows() would yield them (refusing what it refuses), as a frame; and its
+    shifted rows: line -> (all their cells, why they are rejected)."""
     frame = piece.frame
     cells = [c for c in frame.columns if c != "rec"]
     _check_records(table, piece, cells)
@@ -132,16 +138,16 @@ def _data_rows(table: Table, piece: csv_frames.Piece, counted: int) -> pl.DataFr
         _kept=pl.any_horizontal(filled[c] for c in cells[:width]),
         _shifted=pl.any_horizontal(filled[c] for c in cells[table._header_cells:]) if cells[table._header_cells:]
         else pl.lit(False))
-    shifted = frame.filter(pl.col("_row") & pl.col("_shifted"))
-    if len(shifted):
-        first = shifted.row(0, named=True)
-        used = max(i + 1 for i, c in enumerate(cells) if first[c] is not None and first[c].strip(WHITESPACE) != "")
-        raise FileRefused(shifted_row(first["rec"], used, table._header_cells))
-    # Values only in columns without a header make a row that is blank for the import.
-    frame = frame.filter(pl.col("_row") & pl.col("_kept")).select("rec", *cells[:width])
+    shifted = {}
+    for row in frame.filter(pl.col("_row") & pl.col("_shifted")).select("rec", *cells).iter_rows():  # a few, if any
+        used = max(i for i, c in enumerate(row[1:], 1) if c is not None and c.strip(WHITESPACE) != "")
+        every = ["" if c is None else c for c in row[1:used + 1]]
+        shifted[row[0]] = (every, shifted_row(row[0], used, table._header_cells))
+    # Values only in columns without a header make a row that is blank for the import; a shifted row is rejected.
+    frame = frame.filter(pl.col("_row") & (pl.col("_kept") | pl.col("_shifted"))).select("rec", *cells[:width])
     if counted + len(frame) > table._max_rows:
         raise FileRefused(too_many_rows(table._max_rows))
-    return frame
+    return frame, shifted
 
 
 def _check_records(table: Table, piece: csv_frames.Piece, cells: list[str]) -> None:

@@ -19,10 +19,16 @@ BUDGET = 128 * 1024 * 1024
 RECORD_CHUNK = 1000  # rows taken from calamine at a time for records()
 
 
+def fits_ods(members: dict[str, int]) -> bool:
+    """Whether an .ods's sheets (all in content.xml, by its declared size) fit the budget."""
+    return members.get("content.xml", 0) <= BUDGET
+
+
 def fits(members: dict[str, int]) -> bool:
     """Whether an .xlsx's sheets (by their declared sizes) fit the budget."""
+    # Sheets and shared strings wherever the workbook keeps them (xl/ as a rule; the format allows elsewhere).
     declared = sum(size for name, size in members.items()
-                   if name.startswith("xl/worksheets/") or name == "xl/sharedStrings.xml")
+                   if "worksheets/" in name or name.endswith("sharedStrings.xml"))
     return declared <= BUDGET
 
 
@@ -31,7 +37,7 @@ class Sheet:
 
     def __init__(self, workbook: CalamineWorkbook, name: str, visible: bool, kind: str):
         self.workbook, self.name, self.visible = workbook, name, visible
-        self.cell = _xlsx_cell if kind == "xlsx" else _xls_cell
+        self.cell = _xls_cell if kind == "xls" else _xlsx_cell
         self._loaded = None
 
     def _load(self):
@@ -72,7 +78,7 @@ class Sheet:
 
 
 def open_workbook(f, kind: str) -> dict[str, Sheet]:
-    """The workbook's worksheets by name; kind "xlsx" or "xls" (whose cells each library types its own way)."""
+    """The workbook's worksheets by name; kind "xlsx", "ods" (cells typed as openpyxl types them) or "xls" (as xlrd)."""
     try:
         workbook = CalamineWorkbook.from_filelike(f)
         visible = {meta.name: str(meta.visible).endswith("Visible") for meta in workbook.sheets_metadata

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from webapp.importer import code_pages
+from webapp.importer.code_pages import CODE_PAGES, SAVE_AS_UTF8
 from webapp.importer.errors import FileRefused
 from webapp.importer.safe_cells import TRIGGERS
 
@@ -19,18 +21,13 @@ SNIFF_CHARS = 64 * 1024
 SCAN_CHUNK = 1024 * 1024
 # A quoted cell spanning more physical lines than this is a quote left open, not an address.
 MAX_CELL_LINES = 100
-# Windows-1252 leaves these bytes undefined: a file holding them is in some other encoding.
-CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
-# Two- and three-byte UTF-8 sequences: next to invalid bytes they mean a file of mixed encodings.
-UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}")
-NOT_A_SHEET = "This file is not a spreadsheet or a CSV file. Upload a .csv, .xlsx or .xls file."
+NOT_A_SHEET = "This file is not a spreadsheet or a CSV file. Upload a .csv, .xlsx, .xls or .ods file."
 # Bytes that never occur in text: many of them mean a binary file, not a CSV.
 CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
-SAVE_AS_UTF8 = 'Save the file from Excel as "CSV UTF-8 (Comma delimited)" and upload it again.'
 
 
 def detect_encoding(opener: Opener, head: bytes) -> tuple[str, bool]:
-    """Return (codec, strip_nul) for a text file: BOMs first, then a strict full UTF-8 scan."""
+    """Return (codec, strip_nul) for a text file: BOMs first, then a strict full UTF-8 scan, then code pages."""
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig", True
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -46,8 +43,7 @@ def detect_encoding(opener: Opener, head: bytes) -> tuple[str, bool]:
         if bad_at is None:
             return "utf-8", True
         f.seek(0)
-        _check_cp1252(f, bad_at)
-    return "cp1252", True
+        return code_pages.detect(f, bad_at), True
 
 
 def _bare_utf16(head: bytes) -> str | None:
@@ -79,28 +75,6 @@ def _first_invalid_utf8(f) -> int | None:
     except UnicodeDecodeError:
         return offset
     return None
-
-
-def _check_cp1252(f, bad_at: int) -> None:
-    """Refuse a non-UTF-8 file that Windows-1252 cannot decode cleanly either."""
-    lines = bad_line = 1
-    offset = 0
-    utf8_seen = False
-    while chunk := f.read(SCAN_CHUNK):
-        if match := CP1252_UNDEFINED.search(chunk):
-            line = lines + chunk.count(b"\n", 0, match.start())
-            raise FileRefused(
-                f"The file's text encoding is not recognized: line {line} has a character that is "
-                f"neither UTF-8 nor Windows-1252 text. {SAVE_AS_UTF8}")
-        utf8_seen = utf8_seen or bool(UTF8_MULTIBYTE.search(chunk))
-        if offset <= bad_at < offset + len(chunk):
-            bad_line = lines + chunk.count(b"\n", 0, bad_at - offset)
-        lines += chunk.count(b"\n")
-        offset += len(chunk)
-    if utf8_seen:
-        raise FileRefused(
-            "The file mixes two text encodings (UTF-8 and Windows-1252), so some letters would come "
-            f"out garbled; line {bad_line} is the first that is not UTF-8. {SAVE_AS_UTF8}")
 
 
 class _ByteSource(io.RawIOBase):
@@ -251,4 +225,6 @@ def csv_error_message(error: str, number: int) -> str:
 
 def _codec_name(encoding: str) -> str:
     """Name an encoding the way Excel's Save As dialog does."""
-    return {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "cp1252": "Windows-1252"}.get(encoding, "UTF-16")
+    if encoding in CODE_PAGES:
+        return CODE_PAGES[encoding]
+    return {"utf-8": "UTF-8", "utf-8-sig": "UTF-8"}.get(encoding, "UTF-16")

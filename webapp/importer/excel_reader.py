@@ -1,15 +1,22 @@
 """Excel side of the readers: XLSX through openpyxl (read-only, streaming), XLS through xlrd."""
 
-import io
+import posixpath
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator
 
-import openpyxl
+from defusedxml import ElementTree
+
 import xlrd
+from openpyxl.cell.text import Text
+from openpyxl.reader.excel import SHARED_STRINGS, ExcelReader
+from openpyxl.xml.constants import SHEET_MAIN_NS
+from openpyxl.xml.functions import iterparse
 from xlrd.xldate import xldate_as_datetime
 
 from webapp.importer.errors import FileRefused
+from webapp.importer.library_output import LogFile, quietly
 from webapp.importer.safe_cells import unneutralize
 
 DAMAGED = ("This workbook looks damaged and cannot be read. Open it in Excel, save it again as "
@@ -18,6 +25,10 @@ PASSWORD = ("This workbook is password-protected. Remove the password in Excel "
             "(File > Info > Protect Workbook) and upload it again.")
 BOMB = ("This file looks damaged or is not a real spreadsheet: it would unpack to far more data "
         "than any customer list holds. Open it in Excel, save it again as .xlsx, and upload the new file.")
+
+# OOXML writes characters XML cannot hold (a carriage return, control characters) and text that looks like an
+# escape as _xHHHH_ (_x005F_ is the underscore). Surrogate halves are never written this way; calamine leaves them.
+OOXML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 
 MAX_UNZIPPED = 1024 ** 3  # no customer list of 2M rows unpacks to more than this
 MAX_RATIO = 200  # real sheet XML compresses 5-30x; zip bombs compress ~1000x
@@ -59,6 +70,24 @@ def check_members(f) -> None:
         raise FileRefused(DAMAGED) from None
 
 
+def workbook_part(f, members: dict[str, int]) -> tuple[str | None, bool]:
+    """Where a zip's Excel workbook part is, found as the format says (through _rels/.rels), and whether it
+    is saved as Strict Open XML; (None, False) for a zip that is no workbook."""
+    if 0 < members.get("_rels/.rels", 0) <= 1024 ** 2:
+        try:
+            with zipfile.ZipFile(f) as zf:
+                root = ElementTree.fromstring(zf.read("_rels/.rels"))
+        except Exception:  # damaged XML, a DTD (defusedxml refuses it): judged by the usual path below
+            root = None
+        for rel in root.iter() if root is not None else ():
+            kind, target = rel.get("Type") or "", rel.get("Target") or ""
+            if kind.endswith("/officeDocument") and target:
+                part = posixpath.normpath(target.lstrip("/"))
+                if part in members and part.lower().endswith(".xml"):
+                    return part, kind.startswith("http://purl.oclc.org/ooxml/")
+    return ("xl/workbook.xml", False) if "xl/workbook.xml" in members else (None, False)
+
+
 def zip_names(f) -> set[str]:
     """A zip's member names (zip_members' checks included)."""
     return set(zip_members(f))
@@ -96,9 +125,26 @@ def finish_cell(cell) -> tuple[object, bool]:
 def open_xlsx(source):
     """Load a workbook read-only with cached values (formulas give their last computed result)."""
     try:
-        return openpyxl.load_workbook(source, read_only=True, data_only=True)
+        reader = _Reader(source, read_only=True, data_only=True)
+        reader.read()
+        return reader.wb
     except Exception:  # openpyxl raises anything from KeyError to XML errors on a bad file
         raise FileRefused(DAMAGED) from None
+
+
+class _Reader(ExcelReader):
+    """openpyxl's workbook reader, keeping shared strings as written (xlsx_records decodes their escapes)."""
+
+    def read_strings(self):
+        # openpyxl's own drops every "x005F_", which turns a literal "_x000D_" into a line break's escape.
+        found = self.package.find(SHARED_STRINGS)
+        if found is not None:
+            tag = "{%s}si" % SHEET_MAIN_NS
+            with self.archive.open(found.PartName[1:]) as src:
+                for _, node in iterparse(src):
+                    if node.tag == tag:
+                        self.shared_strings.append(Text.from_tree(node).content)
+                        node.clear()
 
 
 def xlsx_sheets(wb) -> dict[str, object]:
@@ -115,16 +161,27 @@ def xlsx_records(ws) -> Iterator[tuple[int, list]]:
     """Yield (row number, cells) for the non-blank rows of a sheet, streaming."""
     try:
         # min_row/min_col: a wrong <dimension> would otherwise shift the first row and column.
-        rows = ws.iter_rows(min_row=1, min_col=1, values_only=True)
+        rows = quietly(ws.iter_rows(min_row=1, min_col=1, values_only=True))
         for number, row in enumerate(rows, 1):
             if row:
-                cells = list(row)
+                # openpyxl leaves Excel's _x000D_ escapes in the text; calamine decodes them.
+                cells = [unescape(c) if c.__class__ is str and "_x" in c else c for c in row]
                 if finish_row(cells):
                     yield number, cells
     except FileRefused:
         raise
     except Exception:  # corrupt sheet XML, forbidden XML entities, truncated zip member
         raise FileRefused(DAMAGED) from None
+
+
+def unescape(text: str) -> str:
+    """Text with OOXML's _xHHHH_ escapes decoded, as Excel shows it."""
+    return OOXML_ESCAPE.sub(_unescaped, text)
+
+
+def _unescaped(match: re.Match) -> str:
+    code = int(match.group(1), 16)
+    return match.group(0) if 0xD800 <= code <= 0xDFFF else chr(code)
 
 
 def xlsx_hidden(ws) -> bool:
@@ -141,7 +198,7 @@ def open_xls(data: bytes):
     """Open a BIFF workbook lazily; sheets load when first asked for."""
     try:
         # logfile: xlrd prints warnings about odd files to stdout otherwise.
-        return xlrd.open_workbook(file_contents=data, on_demand=True, logfile=io.StringIO())
+        return xlrd.open_workbook(file_contents=data, on_demand=True, logfile=LogFile())
     except xlrd.XLRDError as exc:
         if "encrypt" in str(exc).lower():
             raise FileRefused(PASSWORD) from None

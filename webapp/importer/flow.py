@@ -8,7 +8,7 @@ from webapp.importer.cascade import delete_audiences
 from webapp.importer.engine import import_table
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import auto_match, normalize_header, validate_mapping
-from webapp.importer.readers import OLE2_MAGIC, count_rows
+from webapp.importer.readers import ODS_MIMETYPE, OLE2_MAGIC, count_rows
 from webapp.importer.report import report_bytes
 from webapp.importer.storage import store_file
 from webapp.importer.states import BEFORE_SUBMIT, WORKING
@@ -75,10 +75,11 @@ def describe(upload: Import, limits: Limits, sheet: str | None = None, header_li
             found = {"kind": table.kind, "sheet_names": table.sheet_names, "sheet": table.sheet,
                      "header_line": table.header_line, "headers": table.headers, "samples": table.sample(3)}
     except FileRefused as refused:
-        if not refused.sheets or sheet is not None:
+        if not (refused.sheets and sheet is None) and not refused.header_kind:
             raise
-        # A multi-sheet workbook waits for the user's choice instead of being refused outright.
-        found = {"file_error": refused.message, "sheet_names": refused.sheets, "kind": workbook_kind(upload),
+        # A multi-sheet workbook, or a file without a header row, waits for the user's choice.
+        found = {"file_error": refused.message, "sheet_names": refused.sheets or upload.sheet_names or [],
+                 "kind": refused.header_kind or workbook_kind(upload),
                  "sheet": sheet, "header_line": header_line, "headers": [], "samples": {}, "mapping": {}}
     else:
         found.update(file_error=None, mapping=auto_match(found["headers"], remembered_mappings(upload.account_id),
@@ -89,9 +90,12 @@ def describe(upload: Import, limits: Limits, sheet: str | None = None, header_li
 
 
 def workbook_kind(upload: Import) -> str:
-    """"xls" or "xlsx", from the stored file's signature (only workbooks have sheets)."""
+    """"xls", "ods" or "xlsx", from the stored file's signature (only workbooks have sheets)."""
     first = UploadChunk.get((UploadChunk.upload == upload) & (UploadChunk.seq == 0))
-    return "xls" if bytes(first.data[:len(OLE2_MAGIC)]) == OLE2_MAGIC else "xlsx"
+    head = bytes(first.data[:100])
+    if head.startswith(OLE2_MAGIC):
+        return "xls"
+    return "ods" if ODS_MIMETYPE in head else "xlsx"  # an .ods zip opens with its mimetype, stored
 
 
 def remembered_mappings(account_id: int) -> dict:
@@ -158,7 +162,7 @@ def submit(upload: Import, user, ip: str | None, terms_version: str, opt_in_sms:
 # ---------------------------------------------------------------- for the wizard and the history page
 
 # Files small enough to count while the user waits for the Uploaded step (a few hundred ms at most).
-CHEAP_COUNT_BYTES = {"csv": 20 * 1024 * 1024, "xlsx": 1024 * 1024, "xls": 1024 * 1024}
+CHEAP_COUNT_BYTES = {"csv": 20 * 1024 * 1024, "xlsx": 1024 * 1024, "xls": 1024 * 1024, "ods": 1024 * 1024}
 PROBLEMS_PER_QUERY = 500
 
 

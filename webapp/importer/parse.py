@@ -4,7 +4,7 @@ A Batch holds a file's rows as columns (text columns as polars Series, Excel's m
 parse_batch turns it into one frame of typed field values per row, with the row's attributes, its
 rejection and its warning count, plus the problems in the order RowParser reports them.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -27,6 +27,8 @@ class Batch:
 
     lines: pl.Series
     columns: list  # per header: a String Series, or a list of cells of any type
+    # CSV rows with values past the header row's last column: line -> (all their cells, why they are rejected).
+    shifted: dict[int, tuple[list, str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -35,8 +37,13 @@ class Batch:
         """The cells of the rows at these positions as the text a spreadsheet shows (for the report)."""
         columns = [column.gather(positions).to_list() if isinstance(column, pl.Series)
                    else [column[i] for i in positions] for column in self.columns]
-        return [["" if cell is None else cell if cell.__class__ is str else cell_text(cell) for cell in row]
-                for row in zip(*columns)] if columns else [[] for _ in positions]
+        texts = [["" if cell is None else cell if cell.__class__ is str else cell_text(cell) for cell in row]
+                 for row in zip(*columns)] if columns else [[] for _ in positions]
+        if self.shifted:  # a shifted row is shown whole: its values are not under the right headers
+            for at, line in enumerate(self.lines.gather(positions).to_list()):
+                if line in self.shifted:
+                    texts[at] = ["" if c is None else c for c in self.shifted[line][0]]
+        return texts
 
 
 @dataclass
@@ -116,6 +123,13 @@ def parse_batch(batch: Batch, plan: Plan, ctx: ParseContext, memos: dict | None 
     rows = pl.DataFrame(columns)
     rows = rows.with_columns(attributes=_attribute_lists(attributes, len(rows)),
                              error=_rejection(rows, bad_keys))
+    if batch.shifted:
+        # Its cells sit under the wrong headers: the row is rejected for that alone, its cells not judged.
+        reasons = pl.DataFrame({"line": list(batch.shifted), "shift": [r for _, r in batch.shifted.values()]},
+                               schema={"line": pl.Int64, "shift": pl.String})
+        rows = rows.join(reasons, on="line", how="left", maintain_order="left").with_columns(
+            error=pl.coalesce("shift", "error")).drop("shift")
+        problem_parts = [part.filter(~pl.col("line").is_in(reasons["line"].implode())) for part in problem_parts]
     errors = (rows.filter(pl.col("error").is_not_null())
               .select("line", column=pl.lit(""), value=pl.lit(""), reason="error", severity=pl.lit("error"),
                       order=pl.lit(order)))

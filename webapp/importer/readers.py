@@ -3,6 +3,7 @@
 import io
 import os
 import re
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,16 +17,24 @@ from xlrd import compdoc
 from webapp.importer import calamine_reader, csv_reader, excel_reader
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import normalize_header
+from webapp.importer.library_output import LogFile, quiet
 
 HEADER_SCAN = 20  # the header is looked for among this many first non-blank rows
 SAMPLE_SCAN = 1000  # sample() reads at most this many data rows
 
 EMPTY = "The file is empty: it has no rows to import."
 HEADER_ONLY = "The file has a header row but no customer rows."
+NO_HEADER = ("No row of the file looks like a header row of column names (Email, Phone, First Name…): its first "
+             "rows hold only numbers, emails, phone numbers or dates. Add a row of column names above the "
+             "customers and upload the file again, or choose the line that holds the column names.")
 WEB_PAGE = ("This file is a web page (HTML) saved with a spreadsheet name, not a real spreadsheet. "
             "Open it in Excel, save it as .xlsx (Excel Workbook) or CSV, and upload that file.")
 NOT_A_SHEET = csv_reader.NOT_A_SHEET
 EXPORT_HINT = "Export the customer list as CSV or Excel and upload that file."
+NUMBERS = "This is an Apple Numbers file. Export it as CSV or Excel (File > Export To) and upload that file."
+STRICT_TOO_LARGE = (f"This workbook is saved as Strict Open XML, which we read only up to "
+                    f"{calamine_reader.BUDGET // 1024 ** 2} MB of unpacked sheets. Open it in Excel, save it as "
+                    ".xlsx (Excel Workbook, not Strict), and upload that file.")
 
 # Leading bytes of formats people upload by mistake.
 SIGNATURES = (
@@ -41,7 +50,10 @@ SIGNATURES = (
     (b"{\\rtf", f"This is a Word (RTF) document, not a spreadsheet. {EXPORT_HINT}"),
 )
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# The BOF record opening a bare BIFF2, BIFF3, BIFF4 or BIFF5 stream (old tools' .xls, not in an OLE2 file).
+BIFF_BOF = (b"\x09\x00", b"\x09\x02", b"\x09\x04", b"\x09\x08")
 DIGIT = re.compile(r"\d")
 LETTER = re.compile(r"[^\W\d_]")
 
@@ -50,7 +62,7 @@ LETTER = re.compile(r"[^\W\d_]")
 class Table:
     """An opened file: the chosen sheet, its header row, and a row stream that can be replayed."""
 
-    kind: str  # "csv" | "xlsx" | "xls"
+    kind: str  # "csv" | "xlsx" | "xls" | "ods"
     sheet_names: list[str]  # non-empty sheets (empty list for csv)
     sheet: str | None
     headers: list[str]
@@ -78,9 +90,9 @@ class Table:
             if len(cells) != width:
                 if len(cells) < width:
                     cells = cells + [None] * (width - len(cells))
+                elif shifts is not None and len(cells) > shifts and (used := _used(cells, shifts)) > shifts:
+                    cells = Shifted(cells[:width], cells[:used], shifted_row(line, used, shifts))
                 else:
-                    if shifts is not None and len(cells) > shifts:
-                        _refuse_shifted(line, cells, shifts)
                     cells = cells[:width]
                     if _is_blank(cells):
                         continue  # its only values sat in columns without a header
@@ -100,6 +112,8 @@ class Table:
         found = {h: [] for h in self.headers}
         columns = list(found.values())
         for i, (_, cells) in enumerate(self.rows()):
+            if cells.__class__ is Shifted:
+                continue  # its values are in the wrong columns
             for values, cell in zip(columns, cells):
                 if len(values) < n and not _blank_cell(cell):
                     values.append(cell)
@@ -118,6 +132,14 @@ class Table:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Shifted(list):
+    """A CSV row's cells cut to the header row, from a row with values past it: rejected, with all its cells shown."""
+
+    def __init__(self, cells: list, every: list, reason: str):
+        super().__init__(cells)
+        self.every, self.reason = every, reason
 
 
 def too_many_rows(limit: int) -> str:
@@ -144,18 +166,21 @@ def open_table(source, *, sheet: str | None = None, header_line: int | None = No
             "Split it into smaller files and import them one at a time.")
     with opener() as f:
         head = f.read(8192)
-    if head.startswith(ZIP_MAGIC):
-        table = _open_xlsx(source, opener, sheet)
-    elif head.startswith(OLE2_MAGIC):
-        table = _open_xls(opener, sheet)
-    else:
-        table = _open_csv(opener, head)
-    table._max_rows = max_rows
-    try:
-        _find_header(table, header_line)
-    except BaseException:
-        table.close()
-        raise
+    with quiet():  # what the libraries print about the file is logged, not printed
+        if head.startswith(ZIP_MAGIC):
+            table = _open_xlsx(source, opener, sheet)
+        elif head.startswith(OLE2_MAGIC):
+            table = _open_xls(opener, sheet)
+        elif head[:2] in BIFF_BOF and 4 <= int.from_bytes(head[2:4], "little") <= 20:
+            table = _open_old_xls(opener, sheet)
+        else:
+            table = _open_csv(opener, head)
+        table._max_rows = max_rows
+        try:
+            _find_header(table, header_line)
+        except BaseException:
+            table.close()
+            raise
     return table
 
 
@@ -227,15 +252,26 @@ def _open_xlsx(source, opener, sheet: str | None) -> Table:
     """Open a zip that is an Excel workbook; say what other zips are."""
     with opener() as f:
         members = excel_reader.zip_members(f)
-    if "xl/workbook.xml" not in members:
+    if _is_ods(opener, members):
+        return _open_ods(opener, members, sheet)
+    with opener() as f:
+        part, strict = excel_reader.workbook_part(f, members)
+    if part is None:
         raise FileRefused(_zip_kind(set(members)))
     if calamine_reader.fits(members):
         with opener() as f:
             excel_reader.check_members(f)
-        with opener() as f:
-            sheets = calamine_reader.open_workbook(f, "xlsx")
-        (name, names), chosen = _choose_sheet(sheets, calamine_reader.records, calamine_reader.hidden, sheet)
-        return Table("xlsx", names, name, [], 0, chosen.records, _sheet=chosen)
+        try:
+            with opener() as f:
+                sheets = calamine_reader.open_workbook(f, "xlsx")
+            (name, names), chosen = _choose_sheet(sheets, calamine_reader.records, calamine_reader.hidden, sheet)
+            return Table("xlsx", names, name, [], 0, chosen.records, _sheet=chosen)
+        except FileRefused as refused:
+            # calamine looks for a workbook's relationships by the usual name only; openpyxl follows the rels.
+            if refused.message != excel_reader.DAMAGED or strict or part.endswith("/workbook.xml"):
+                raise
+    elif strict:
+        raise FileRefused(STRICT_TOO_LARGE)
     # openpyxl reads the zip lazily, so the file stays open with the table. A file object, not
     # the path: openpyxl refuses paths by their extension, and an .xlsx saved as .xls is fine here.
     own = isinstance(source, (str, os.PathLike))
@@ -253,6 +289,28 @@ def _open_xlsx(source, opener, sheet: str | None) -> Table:
     return Table("xlsx", names, name, [], 0, partial(excel_reader.xlsx_records, ws), _closer=closer)
 
 
+def _is_ods(opener, members: dict[str, int]) -> bool:
+    """An OpenDocument spreadsheet: its mimetype member says so."""
+    if "content.xml" not in members or not 0 < members.get("mimetype", 0) < 100:
+        return False
+    with opener() as f, zipfile.ZipFile(f) as zf:
+        return zf.read("mimetype").strip() == ODS_MIMETYPE
+
+
+def _open_ods(opener, members: dict[str, int], sheet: str | None) -> Table:
+    """Open a LibreOffice/OpenOffice spreadsheet through calamine, while its sheets fit the memory budget."""
+    if not calamine_reader.fits_ods(members):
+        raise FileRefused(
+            "This OpenDocument spreadsheet is too large to read directly. Save it from LibreOffice as .xlsx "
+            "(File > Save As, Excel 2007-365) or CSV, and upload that file.")
+    with opener() as f:
+        excel_reader.check_members(f)
+    with opener() as f:
+        sheets = calamine_reader.open_workbook(f, "ods")
+    (name, names), chosen = _choose_sheet(sheets, calamine_reader.records, calamine_reader.hidden, sheet)
+    return Table("ods", names, name, [], 0, chosen.records, _sheet=chosen)
+
+
 def _close_workbook(wb, f) -> None:
     """Close an openpyxl workbook and the file we opened for it."""
     if wb is not None:
@@ -267,14 +325,14 @@ def _zip_kind(names: set[str]) -> str:
         return ("This is an Excel binary workbook (.xlsb), a format we cannot read. Open it in Excel, "
                 "save it as .xlsx (Excel Workbook), and upload that file.")
     if "content.xml" in names and "mimetype" in names:
-        return ("This is an OpenDocument file (LibreOffice/OpenOffice). Save it as .xlsx or CSV "
-                "and upload that file.")
+        return (f"This is an OpenDocument file (LibreOffice/OpenOffice) but not a spreadsheet. {EXPORT_HINT}")
     if any(n.startswith("word/") for n in names):
         return f"This is a Word document, not a spreadsheet. {EXPORT_HINT}"
     if any(n.startswith("ppt/") for n in names):
         return f"This is a PowerPoint presentation, not a spreadsheet. {EXPORT_HINT}"
-    if any(n.startswith("Index/") for n in names):
-        return "This is an Apple Numbers file. Export it as CSV or Excel (File > Export To) and upload that file."
+    # A Numbers package: its own Index/, a folder "X.numbers/" a browser zipped, or a .numbers file zipped.
+    if any(n.startswith("Index/") or ".numbers/" in n.lower() or n.lower().endswith(".numbers") for n in names):
+        return NUMBERS
     inside = sorted(n.rsplit("/", 1)[-1] for n in names if n.lower().endswith((".csv", ".xlsx", ".xls", ".txt")))
     if inside:
         listed = ", ".join(inside[:3]) + (", …" if len(inside) > 3 else "")
@@ -302,7 +360,19 @@ def _open_xls(opener, sheet: str | None) -> Table:
     except FileRefused as refused:
         if refused.message != excel_reader.DAMAGED:
             raise  # several sheets, no such sheet, an empty workbook: calamine read it fine
-    # What calamine cannot read (BIFF2 to BIFF5 files of old tools, password protection), xlrd may.
+    # What calamine cannot read (BIFF5 files of old tools, password protection), xlrd may.
+    return _xlrd_table(data, sheet)
+
+
+def _open_old_xls(opener, sheet: str | None) -> Table:
+    """Open a bare BIFF2-5 stream: the .xls of old point-of-sale and loyalty tools, which only xlrd reads."""
+    with opener() as f:
+        data = f.read()  # max_bytes bounds it
+    return _xlrd_table(data, sheet)
+
+
+def _xlrd_table(data: bytes, sheet: str | None) -> Table:
+    """A workbook's table through xlrd."""
     book = excel_reader.open_xls(data)
     try:
         sheets = excel_reader.xls_sheets(book)
@@ -317,7 +387,7 @@ def _open_xls(opener, sheet: str | None) -> Table:
 def _ole2_streams(data: bytes) -> set[str]:
     """Names of the streams in an OLE2 compound file (Excel 97-2003, encrypted Office files)."""
     try:
-        doc = compdoc.CompDoc(data, logfile=io.StringIO())
+        doc = compdoc.CompDoc(data, logfile=LogFile())
     except Exception:  # CompDocError, struct errors on a truncated file
         raise FileRefused(excel_reader.DAMAGED) from None
     return {node.name for node in doc.dirlist}
@@ -377,7 +447,10 @@ def _find_header(table: Table, header_line: int | None) -> None:
                     break
             if not seen:
                 raise FileRefused(EMPTY)
-            line, cells = _pick_header(seen)
+            found = _pick_header(seen)
+            if found is None:
+                raise FileRefused(NO_HEADER, header_kind=table.kind)
+            line, cells = found
             has_data = seen[-1][0] > line or _first(records) is not None
         else:
             line, cells = _header_at(records, header_line)
@@ -390,20 +463,19 @@ def _find_header(table: Table, header_line: int | None) -> None:
         raise FileRefused(HEADER_ONLY)
 
 
-def _refuse_shifted(line: int, cells: list, header_cells: int) -> None:
-    """Refuse a CSV row with values beyond the header row's last column."""
+def _used(cells: list, header_cells: int) -> int:
+    """How many cells a row uses: up to its last one that is not blank, but never fewer than the header's."""
     used = len(cells)
     while used > header_cells and _blank_cell(cells[used - 1]):
         used -= 1
-    if used > header_cells:
-        raise FileRefused(shifted_row(line, used, header_cells))
+    return used
 
 
 def shifted_row(line: int, used: int, header_cells: int) -> str:
-    """The refusal of a CSV row whose values reach past the header row's columns."""
-    return (f"Line {line} has more cells ({used}) than the header row has columns ({header_cells}), so its "
-            "values may have shifted into the wrong columns. This usually means a value holds a comma (or the "
-            f"file's separator) without quotes around it. Fix line {line} and upload the file again.")
+    """Why a CSV row whose values reach past the header row's columns is rejected."""
+    return (f"line {line} has more cells ({used}) than the header row has columns ({header_cells}), so its values "
+            "have shifted into the wrong columns: a value holds a comma (or the file's separator) without quotes "
+            "around it. Fix that line and import it again")
 
 
 def _header_at(records: Iterator, header_line: int) -> tuple[int, list]:
@@ -418,8 +490,9 @@ def _header_at(records: Iterator, header_line: int) -> tuple[int, list]:
     raise FileRefused(f"Line {header_line} is empty. Choose the line that holds the column names.")
 
 
-def _pick_header(rows: list[tuple[int, list]]) -> tuple[int, list]:
-    """The first row that looks like column names: wide enough and mostly short text."""
+def _pick_header(rows: list[tuple[int, list]]) -> tuple[int, list] | None:
+    """The first row that looks like column names (wide enough, mostly short text), else the first row if any
+    of its cells could be a name; None when nothing could be (only numbers, emails, phones, dates)."""
     filled = [[c for c in cells if not _blank_cell(c)] for _, cells in rows]
     widest = max(len(f) for f in filled)
     # Title rows ("Customer export, May 2024") are narrower than the table below them.
@@ -428,7 +501,7 @@ def _pick_header(rows: list[tuple[int, list]]) -> tuple[int, list]:
         wordy = sum(1 for v in values if _headerish(v))
         if wordy >= need and wordy >= 0.8 * len(values):
             return line, cells
-    return rows[0]
+    return rows[0] if any(_headerish(v) for v in filled[0]) else None
 
 
 def _headerish(value) -> bool:

@@ -86,13 +86,14 @@ def parse_postal_code(raw, ctx: ParseContext | None = None):
 # --- booleans -------------------------------------------------------------
 
 _BOOLEANS = {
-    **dict.fromkeys(("true", "t", "yes", "y", "1", "1.0", "x", "✓", "✔", "☑"), True),
+    # Spanish sí/si (Mac keyboards may write the accent as a combining mark); "no" is the same word.
+    **dict.fromkeys(("true", "t", "yes", "y", "1", "1.0", "x", "✓", "✔", "☑", "sí", "si", "si\u0301"), True),
     **dict.fromkeys(("false", "f", "no", "n", "0", "0.0"), False),
 }
 
 
 def parse_bool(raw, ctx: ParseContext | None = None):
-    """TRUE/yes/y/1/x/✓ or FALSE/no/n/0, any case; Excel booleans and 1/0 numbers."""
+    """TRUE/yes/y/1/x/✓/sí or FALSE/no/n/0, any case; Excel booleans and 1/0 numbers."""
     if raw.__class__ is str:
         value = _BOOLEANS.get(raw.strip().lower())
         if value is not None:

@@ -10,7 +10,7 @@ import openpyxl
 from tests.engine_helpers import import_via_cli, invoke, personas, write_csv
 from tests.importer import corpus
 from webapp.importer.fields import CONTACT_MESSAGE
-from webapp.importer.readers import NO_HEADER
+from webapp.importer.header_row import NO_HEADER
 from webapp.models import AuditEntry, Import, Persona
 
 A, B = "ann@example.com", "bob@example.com"

@@ -15,7 +15,7 @@ from openpyxl import Workbook, load_workbook
 from tests.importer import corpus
 from webapp.importer import flow
 from webapp.importer.fields import CONTACT_MESSAGE, FIELDS
-from webapp.importer.readers import NO_HEADER
+from webapp.importer.header_row import NO_HEADER
 from webapp.importer.templates import TEMPLATES
 from webapp.models import (
     Audience, AudienceMember, Import, Persona, PersonaAttribute, RememberedMapping, StagedChunk,

@@ -14,7 +14,7 @@ from webapp.importer import flow, same_file
 from webapp.importer.errors import FileRefused
 from webapp.importer.export import export_personas
 from webapp.importer.fields import FIELDS
-from webapp.importer.readers import NO_HEADER
+from webapp.importer.header_row import NO_HEADER
 from webapp.importer.revert import revert
 from webapp.importer.values import ParseContext, parse_email, parse_phone
 from webapp.models import (

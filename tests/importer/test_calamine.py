@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.importer import corpus
-from webapp.importer import calamine_reader, readers
+from webapp.importer import calamine_reader, header_row, readers
 from webapp.importer.readers import open_table
 
 
@@ -173,7 +173,7 @@ def test_an_ods_with_several_sheets_asks_which_and_reads_the_one_chosen(tmp_path
 
 
 def test_an_ods_without_a_header_row_says_so(tmp_path):
-    assert _read(corpus.ods_file(tmp_path / "n.ods", {"Sheet1": [[1, 2], [3, 4]]})) == readers.NO_HEADER
+    assert _read(corpus.ods_file(tmp_path / "n.ods", {"Sheet1": [[1, 2], [3, 4]]})) == header_row.NO_HEADER
 
 
 def test_an_ods_over_the_memory_budget_is_refused_with_what_to_save_it_as(tmp_path, monkeypatch):

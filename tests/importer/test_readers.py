@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from tests.importer import corpus
 from webapp.importer.errors import FileRefused
-from webapp.importer.readers import NO_HEADER, count_rows, open_table
+from webapp.importer.header_row import NO_HEADER
+from webapp.importer.readers import count_rows, open_table
 
 
 def refused(source, **kwargs) -> str:

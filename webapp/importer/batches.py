@@ -17,7 +17,8 @@ from webapp.importer.columns import WHITESPACE, WHITESPACE_CLASS
 from webapp.importer.errors import FileRefused
 from webapp.importer.excel_reader import finish_cell
 from webapp.importer.parse import Batch
-from webapp.importer.readers import Shifted, Table, shifted_row, too_many_rows
+from webapp.importer.header_row import shifted_row
+from webapp.importer.readers import Shifted, Table, too_many_rows
 from webapp.importer.safe_cells import PREFIX, TRIGGERS
 
 # Columns read past the widest row the header or the first lines have, to see values that shifted right.

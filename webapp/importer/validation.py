@@ -28,7 +28,7 @@ from webapp.importer.merge import Stamp
 from webapp.importer.parse import PROBLEM_SCHEMA, Plan, parse_batch
 from webapp.importer.personas_io import refresh_statistics
 from webapp.importer.problem_rows import fill_problem_cells
-from webapp.importer.readers import HEADER_ONLY
+from webapp.importer.header_row import HEADER_ONLY
 from webapp.importer.values import ParseContext
 from webapp.models import Import, ImportProblem, ProblemRow, utcnow
 

@@ -38,7 +38,8 @@ def test_claim_gives_one_lease_and_takes_over_only_a_dead_run(queued):
 
 
 def test_attempt_cap_halts_with_a_readable_message(queued):
-    Import.update(status="running", lease="dead", attempt=tasks.MAX_ATTEMPTS).where(Import.id == queued.id).execute()
+    Import.update(status="running", lease="dead", attempt=tasks.MAX_ATTEMPTS,
+                  stalls=tasks.MAX_ATTEMPTS - 1).where(Import.id == queued.id).execute()
     _age(queued.id, heartbeat_at=True)
     tasks.apply_import(queued.id)
     upload = Import.get_by_id(queued.id)

@@ -85,3 +85,36 @@ def test_an_import_whose_worker_died_runs_again_within_stale_plus_one_sweep(work
     wait_for(lambda: finished(upload.id), what="the import to finish")
     _assert_exactly_once(upload.id, reference, reference_export, account.id, path)
     assert queue.job_id("import", upload.id) not in ScheduledJobRegistry(queue=rq_queue).get_job_ids()
+
+
+@pytest.mark.redis
+@needs_services
+def test_rq_is_trusted_with_the_retry_of_a_failed_job_until_its_time_never_with_a_dead_worker_s(
+        pg_app, redis_db, tmp_path, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    from webapp.models import Import
+
+    monkeypatch.setenv("IMPORT_SWEEP_SECONDS", str(SWEEP))
+    account, owner = _owner_and_account()
+    upload = validated_import(account, owner, write_csv(tmp_path / "customers.csv", 300))
+    rq_queue = Queue(queue.QUEUE, connection=redis_db)
+    name = queue.job_id("import", upload.id)
+
+    def scheduled_in(seconds: float, message: str | None) -> None:
+        """The job waits in RQ's scheduled registry; the import's last run stopped beating, for the reason given."""
+        assert queue.enqueue("import", upload.id, _redis_url())
+        job = Job.fetch(name, connection=redis_db)
+        rq_queue.remove(job)
+        rq_queue.schedule_job(job, datetime.now(timezone.utc) + timedelta(seconds=seconds))
+        Import.update(status="running", lease="a-run", heartbeat_at=None, error_message=message).where(
+            Import.id == upload.id).execute()
+
+    scheduled_in(60, queue.RETRY_MESSAGE)  # the job failed and asked RQ to retry it in a minute
+    assert queue.requeue_stale(_redis_url()) == []
+    scheduled_in(-2 * SWEEP - 1, queue.RETRY_MESSAGE)  # its time passed a sweep ago: no scheduler is running it
+    assert queue.requeue_stale(_redis_url()) == [upload.id]
+    assert name not in ScheduledJobRegistry(queue=rq_queue).get_job_ids() and name in rq_queue.job_ids
+    scheduled_in(60, None)  # RQ's cleanup scheduled it after its worker died
+    assert queue.requeue_stale(_redis_url()) == [upload.id]
+    assert name not in ScheduledJobRegistry(queue=rq_queue).get_job_ids()

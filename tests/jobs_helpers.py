@@ -163,3 +163,11 @@ def _pids_tagged(tag: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def hold(redis_url: str, key: str, timeout: float = 60.0) -> None:
+    """An RQ job that keeps its worker busy until key is set in Redis (or timeout): the tests' blocker."""
+    from redis import Redis
+
+    connection = Redis.from_url(redis_url)
+    wait_for(lambda: connection.exists(key), timeout=timeout, what=f"{key} in Redis")

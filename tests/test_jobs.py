@@ -38,7 +38,8 @@ def test_claim_gives_one_lease_and_takes_over_only_a_dead_run(queued):
 
 
 def test_attempt_cap_halts_with_a_readable_message(queued):
-    Import.update(status="running", lease="dead", attempt=tasks.MAX_ATTEMPTS).where(Import.id == queued.id).execute()
+    Import.update(status="running", lease="dead", attempt=tasks.MAX_ATTEMPTS,
+                  stalls=tasks.MAX_ATTEMPTS - 1).where(Import.id == queued.id).execute()
     _age(queued.id, heartbeat_at=True)
     tasks.apply_import(queued.id)
     upload = Import.get_by_id(queued.id)
@@ -78,7 +79,7 @@ def test_unexpected_error_clears_heartbeat_for_a_retry_and_reraises(queued, monk
     assert "bug" not in str(raised.value) and raised.value.__suppress_context__
     upload = Import.get_by_id(queued.id)
     assert (upload.status, upload.heartbeat_at, upload.error_message) == ("running", None, tasks.RETRY_MESSAGE)
-    assert queue.stale_imports() == [(queued.id, "import")]  # the retry (or the reaper) takes it at once
+    assert queue.stale_imports() == [(queued.id, "import", True)]  # the retry (or the reaper) takes it at once
 
 
 def test_bad_file_fails_once_without_retry(queued, monkeypatch):
@@ -104,13 +105,13 @@ def test_redis_down_at_submit_keeps_it_queued_with_an_honest_message(queued):
     assert queue.enqueue("import", queued.id, DEAD_PORT) is False
     upload = Import.get_by_id(queued.id)
     assert (upload.status, upload.error_message) == ("queued", queue.WAITING_MESSAGE)
-    assert queue.stale_imports() == [(queued.id, "import")]  # no grace period: it was never enqueued
+    assert queue.stale_imports() == [(queued.id, "import", False)]  # no grace period: it was never enqueued
 
 
 def test_reaper_leaves_fresh_and_finished_imports_alone(queued):
     assert queue.stale_imports() == []  # just queued: its job has not started yet
     _age(queued.id, queued_at=True, heartbeat_at=True)  # its job was lost (Redis flushed, say)
-    assert queue.stale_imports() == [(queued.id, "import")]
+    assert queue.stale_imports() == [(queued.id, "import", False)]
     tasks.apply_import(queued.id)
     assert queue.stale_imports() == []
 
@@ -180,7 +181,7 @@ def test_a_revert_whose_worker_died_is_resumed_by_the_reaper(queued, account_a, 
     claim_revert(queued.id, account_a.id, owner_a.id)
     assert queue.stale_imports() == []  # just claimed: its job is running
     _age(queued.id, reverted_at=True)
-    assert queue.stale_imports() == [(queued.id, "revert")]
+    assert queue.stale_imports() == [(queued.id, "revert", False)]
     touched = {e.persona_id for e in AuditEntry.select().where(AuditEntry.import_id == queued.id)}
     tasks.revert_import(queued.id)
     reverted = Import.get_by_id(queued.id)

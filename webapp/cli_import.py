@@ -216,12 +216,34 @@ def worker_command(burst):
 
 
 @click.command("requeue")
+@click.argument("import_id", type=int, required=False)
 @with_appcontext
-def requeue_command():
-    """Queue again the imports no live worker is running (dead heartbeat, or never enqueued)."""
-    from worker.queue import requeue_stale
+def requeue_command(import_id):
+    """Queue again the imports no live worker is running; with IMPORT_ID, also resume that halted import."""
+    from worker.queue import requeue_stale, stale_imports
 
-    _print({"requeued": requeue_stale(current_app.config["REDIS_URL"])})
+    redis_url = current_app.config["REDIS_URL"]
+    if import_id is None:
+        _print({"requeued": requeue_stale(redis_url)})
+        return
+    upload = Import.get_or_none(Import.id == import_id)
+    if upload is None:
+        _refuse(f"There is no import #{import_id}.")
+    kind = dict((found, kind) for found, kind, _retrying in stale_imports()).get(import_id)
+    if kind is None:  # not a run whose worker died: a halted or failed import, resumed from its checkpoint
+        try:
+            flow.resume(upload)
+        except FileRefused as refused:
+            _refuse(refused.message)
+        kind = "import"
+    if not redis_url:  # the in-process runner: this command runs the job and waits for it
+        upload = _run_job(kind, upload, done=("completed", "failed", "reverted"))
+        _print({"requeued": [import_id], "status": upload.status})
+        return
+    if not enqueue(kind, import_id, redis_url, _limits()):
+        _print({"requeued": [], "import_id": import_id, "message": WAITING_MESSAGE})
+        sys.exit(1)
+    _print({"requeued": [import_id]})
 
 
 COMMANDS = [import_command, export_command, revert_command, archive_command, worker_command, requeue_command]

@@ -9,7 +9,7 @@ from webapp.importer.errors import FileRefused
 from webapp.importer.fields import FIELDS, IGNORE, attribute_name
 from webapp.importer.revert import claim_revert
 from webapp.importer.revert import preview as revert_preview
-from webapp.importer.states import REVERTIBLE
+from webapp.importer.states import REVERTIBLE, resumable
 from webapp.models import Audience, Import, User
 from webapp.personas import Page
 from webapp.render import render
@@ -72,7 +72,7 @@ def history():
     from webapp.wizard import step_endpoint
 
     return render("imports/history.html", "imports/_history.html", listing=page, step_of=step_endpoint,
-                  submitted=flow.is_submitted, revertible=REVERTIBLE, working=flow.WORKING)
+                  submitted=flow.is_submitted, revertible=REVERTIBLE, working=flow.WORKING, resumable=resumable)
 
 
 @bp.get("/<int:import_id>/report.csv")
@@ -101,6 +101,23 @@ def delete_file(import_id: int):
         flash(f"The file of import #{upload.id} ({upload.file_name}) and its audience were deleted. "
               "The changes it made to personas stay.", "success")
     # Both the history and the import's page lead back to the history, where the message shows.
+    if request.htmx:
+        return "", 200, {"HX-Redirect": url_for("imports.history")}
+    return redirect(url_for("imports.history"), 303)
+
+
+@bp.post("/<int:import_id>/resume")
+@owner_required
+def resume(import_id: int):
+    """Queue a halted import again from where it stopped (rows already applied are never applied again)."""
+    upload = get_owned_or_404(Import, import_id)
+    try:
+        flow.resume(upload)
+    except FileRefused as refused:
+        flash(refused.message, "error")
+    else:
+        start_job("import", upload)
+        flash(f"Import #{upload.id} ({upload.file_name}) resumes where it stopped.", "success")
     if request.htmx:
         return "", 200, {"HX-Redirect": url_for("imports.history")}
     return redirect(url_for("imports.history"), 303)

@@ -135,6 +135,8 @@ class Import(BaseModel):
     unit_rows = IntegerField(null=True)  # rows per unit of the apply, fixed when it starts
     lease = CharField(null=True)
     attempt = IntegerField(default=0)
+    run_checkpoint = IntegerField(default=0)  # the checkpoint when the current run took the lease
+    stalls = IntegerField(default=0)  # runs that died without moving the checkpoint: the halt counts these
     heartbeat_at = DateTimeField(null=True)
     error_message = TextField(null=True)
     audience_id = IntegerField(null=True)

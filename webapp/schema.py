@@ -35,6 +35,10 @@ MIGRATIONS: list = [
     # 8 -> 9: ids are never reused (SQLite's INTEGER PRIMARY KEY took the largest + 1, so a removed upload's
     # number went to the next file).
     lambda migrator: None if is_postgres() else [_autoincrement(table) for table in NEVER_REUSED],
+    # 9 -> 10: only runs that died without progress count toward the halt (see importer/lease.py).
+    lambda migrator: [db.execute_sql(f'ALTER TABLE "imports" ADD COLUMN "{name}" INTEGER NOT NULL DEFAULT 0')
+                      for name in ("run_checkpoint", "stalls")
+                      if name not in {column.name for column in db.get_columns("imports")}],
 ]
 # Foreign keys of the tables an import fills by the million. A checked row (one trigger and one lookup
 # each) cost more than the row itself: a million new personas with their audit entries and audience

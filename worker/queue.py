@@ -13,13 +13,12 @@ JOB_TIMEOUT = 6 * 60 * 60  # the largest import (2M rows) with room to spare
 RETRY_INTERVALS = [10, 30, 60]
 WAITING_MESSAGE = "Waiting for the import service to come back; it will start on its own."
 FAILED_MESSAGE = "The import failed unexpectedly. Rows applied so far stay applied and none was applied twice."
+RETRY_MESSAGE = "The import was interrupted and is being resumed where it stopped."
 SWEEP_SECONDS = 30
 log = logging.getLogger(__name__)
 
 JOBS = {"validate": "worker.tasks.validate_import", "import": "worker.tasks.apply_import",
         "revert": "worker.tasks.revert_import"}
-# RQ statuses under which the job will still run by itself: the reaper must not queue it again.
-PENDING = {"queued", "scheduled", "deferred"}
 
 
 @contextmanager
@@ -96,38 +95,51 @@ def _start_thread(kind: str, import_id: int, limits) -> None:
 KIND_OF_STATUS = {"validating": "validate", "queued": "import", "running": "import", "reverting": "revert"}
 
 
-def stale_imports() -> list[tuple[int, str]]:
-    """(id, kind) of imports nobody is running: heartbeat stale, or never enqueued (Redis was down)."""
+def stale_imports() -> list[tuple[int, str, bool]]:
+    """(id, kind, retrying) of imports nobody is running: heartbeat stale, or never enqueued (Redis was down).
+
+    retrying: the job itself failed and handed its retry to RQ (RETRY_MESSAGE), as opposed to a worker that died.
+    """
     from webapp.importer.engine import stale_after
     from webapp.importer.revert import REVERT_STALE
 
     stale = utcnow() - stale_after()
     with connected():
         # A revert beats by stamping reverted_at at each chunk.
-        reverts = Import.select(Import.id, Import.status).where(
+        reverts = Import.select(Import.id, Import.status, Import.error_message).where(
             (Import.status == "reverting") & (Import.reverted_at < utcnow() - REVERT_STALE))
-        query = Import.select(Import.id, Import.status).where(
+        query = Import.select(Import.id, Import.status, Import.error_message).where(
             Import.status.in_(["queued", "running", "validating"])
             & ((Import.error_message == WAITING_MESSAGE)
                | ((Import.heartbeat_at.is_null() | (Import.heartbeat_at < stale))
                   # A just-queued job has not beaten yet: give it the same grace.
                   & ((Import.status == "running") | Import.queued_at.is_null() | (Import.queued_at < stale)))))
-        return [(u.id, KIND_OF_STATUS[u.status]) for u in (*query, *reverts)]
+        return [(u.id, KIND_OF_STATUS[u.status], u.error_message == RETRY_MESSAGE) for u in (*query, *reverts)]
 
 
-def _pending_in_rq(queue, kind: str, import_id: int) -> bool:
-    """True when RQ will still run this job by itself (a hint only: the lease decides who runs)."""
+def _pending_in_rq(queue, kind: str, import_id: int, retrying: bool) -> bool:
+    """True when RQ will still run this job by itself (a hint only: the lease decides who runs).
+
+    Only a job waiting in the queue, or a retry the job asked for whose time has not passed a sweep ago. A job
+    RQ's cleanup scheduled after its worker died is not trusted: that worker may have held the scheduler lock,
+    and no other worker takes the lock before RQ's next maintenance (10 minutes).
+    """
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
+    from rq.registry import ScheduledJobRegistry
 
+    name = job_id(kind, import_id)
     try:
-        status = Job.fetch(job_id(kind, import_id), connection=queue.connection).get_status()
+        status = Job.fetch(name, connection=queue.connection).get_status()
     except NoSuchJobError:
         return False
     status = getattr(status, "value", status)
     if status == "queued":
-        return queue.get_job_position(job_id(kind, import_id)) is not None
-    return status in PENDING
+        return queue.get_job_position(name) is not None
+    if status == "scheduled" and retrying:
+        at = queue.connection.zscore(ScheduledJobRegistry(queue=queue).key, name)
+        return at is not None and at + sweep_seconds() > time.time()
+    return False
 
 
 def requeue_stale(redis_url: str | None) -> list[int]:
@@ -135,13 +147,22 @@ def requeue_stale(redis_url: str | None) -> list[int]:
     found = stale_imports()
     queue = _queue(redis_url) if redis_url and found else None
     requeued = []
-    for import_id, kind in found:
-        if queue is not None and _pending_in_rq(queue, kind, import_id):
-            continue
+    for import_id, kind, retrying in found:
+        if queue is not None:
+            if _pending_in_rq(queue, kind, import_id, retrying):
+                continue
+            _unschedule(queue, job_id(kind, import_id))
         log.info("requeueing %s (no live worker)", job_id(kind, import_id))
         if enqueue(kind, import_id, redis_url):
             requeued.append(import_id)
     return requeued
+
+
+def _unschedule(queue, name: str) -> None:
+    """Take the job out of RQ's scheduled registry: it is queued now (a scheduler found later would run it twice)."""
+    from rq.registry import ScheduledJobRegistry
+
+    ScheduledJobRegistry(queue=queue).remove(name)
 
 
 def sweep_seconds() -> float:

@@ -9,10 +9,9 @@ from webapp.importer.errors import FileRefused
 from webapp.logs import describe
 from webapp.logs import install as install_safe_logging
 from webapp.models import Import
-from worker.queue import connected
+from worker.queue import RETRY_MESSAGE, connected
 
 MAX_ATTEMPTS = 5
-RETRY_MESSAGE = "The import was interrupted and is being resumed where it stopped."
 log = logging.getLogger(__name__)
 
 

@@ -3,7 +3,7 @@ import re
 from itertools import groupby
 
 from webapp.db import write_transaction
-from webapp.importer import problem_rows, reasserted, staging, states, storage
+from webapp.importer import lease, problem_rows, reasserted, staging, states, storage
 from webapp.importer.cascade import delete_audiences
 from webapp.importer.engine import import_table
 from webapp.importer.errors import FileRefused
@@ -221,6 +221,19 @@ def delete_file(upload: Import) -> None:
         staging.delete(upload.id)
         delete_audiences(Audience.select(Audience.id).where(
             (Audience.source_import == upload.id) & (Audience.account == upload.account_id)))
+
+
+def resume(upload: Import) -> None:
+    """Queue a halted (or failed) submitted import again from its checkpoint; FileRefused when it cannot be."""
+    if lease.resume(upload.id):
+        return
+    upload = Import.get_by_id(upload.id)
+    if upload.status != states.FAILED:
+        raise FileRefused("This import has not stopped, so there is nothing to resume."
+                          if upload.status in WORKING else "Only a halted or failed import can be resumed.")
+    if upload.file_deleted or not upload.staged:
+        raise FileRefused("This import's file was deleted, so it cannot be resumed. Upload the file again instead.")
+    raise FileRefused("This import cannot be resumed: it never started, or every row was already applied.")
 
 
 def problem_sources(upload: Import) -> tuple[str, str]:

@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 from webapp.db import is_postgres, write_transaction
-from webapp.importer.states import RUN_MOVES, move
+from webapp.importer.states import RUN_MOVES, move, resumable_where
 from webapp.models import Import, utcnow
 
 STALE_AFTER = timedelta(seconds=60)
@@ -32,39 +32,62 @@ def claim(import_id: int, ready: tuple[str, ...], working: str, max_attempts: in
     """Take the import's lease when it is ready, or when its holder stopped beating; else None.
 
     Under the import's row lock, so of two runs started together exactly one gets the lease, and as a move
-    from the version read there. A fresh start counts attempt 1; each takeover of a dead run counts one
-    more, and past max_attempts the import is failed instead. started_at excludes the time the import lay
-    dead, so that rows_done / (heartbeat_at - started_at) stays the working rate.
+    from the version read there. A fresh start counts attempt 1 (a resumed one goes on counting); each takeover
+    of a dead run counts one more. A dead run that left the checkpoint where it found it is a stall, and the
+    max_attempts-th stall fails the import instead (halted): runs that made progress never count toward it.
+    started_at excludes the time the import lay dead, so that rows_done / (heartbeat_at - started_at) stays the
+    working rate.
     """
     with write_transaction():
         upload = _locked(import_id)
         now = utcnow()
         dead = upload.heartbeat_at is None or upload.heartbeat_at < now - stale_after()
+        stalls = upload.stalls
         if upload.status in ready or (upload.status == working and upload.lease is None):
-            # Queued afresh (a validation is queued straight into "validating", with no lease).
-            attempt, started_at = 1, now
+            # Queued afresh (a validation is queued straight into "validating", with no lease), or resumed.
+            resumed = working == "running" and upload.checkpoint > 0
+            attempt = upload.attempt + 1 if resumed else 1
+            started_at = now - _worked(upload) if resumed else now
         elif upload.status == working and dead:
-            if max_attempts is not None and upload.attempt >= max_attempts:
-                _halt(upload, now)
+            stalls += upload.checkpoint <= upload.run_checkpoint
+            if max_attempts is not None and stalls >= max_attempts:
+                _halt(upload, stalls, now)
                 return None
-            worked = (upload.heartbeat_at - upload.started_at
-                      if upload.heartbeat_at and upload.started_at and upload.heartbeat_at > upload.started_at
-                      else timedelta(0))
-            attempt, started_at = upload.attempt + 1, now - worked
+            attempt, started_at = upload.attempt + 1, now - _worked(upload)
         else:
             return None
         lease = uuid.uuid4().hex
         # Applying resumes at the checkpoint; a validation starts over.
         taken = move(import_id, RUN_MOVES[working], version=upload.version, held=upload.lease, lease=lease,
                      attempt=attempt, started_at=started_at, heartbeat_at=now, error_message=None,
-                     rows_done=upload.checkpoint if working == "running" else 0)
+                     rows_done=upload.checkpoint if working == "running" else 0, run_checkpoint=upload.checkpoint,
+                     stalls=stalls)
         return lease if taken else None
 
 
-def _halt(upload: Import, now) -> None:
-    move(upload.id, "halt", version=upload.version, held=upload.lease, lease=None, finished_at=now,
-         error_message=(f"The import stopped unexpectedly {upload.attempt} times and was halted. "
-                        "Rows applied so far stay applied; none was applied twice."))
+def _worked(upload: Import) -> timedelta:
+    """How long the import's runs worked so far (from its start to its last beat)."""
+    if upload.heartbeat_at and upload.started_at and upload.heartbeat_at > upload.started_at:
+        return upload.heartbeat_at - upload.started_at
+    return timedelta(0)
+
+
+HALTED = ("The import stopped unexpectedly {stalls} times without getting further and was halted. Rows applied so "
+          "far stay applied; none was applied twice. An owner can resume it where it stopped.")
+
+
+def _halt(upload: Import, stalls: int, now) -> None:
+    move(upload.id, "halt", version=upload.version, held=upload.lease, lease=None, finished_at=now, stalls=stalls,
+         error_message=HALTED.format(stalls=stalls))
+
+
+def resume(import_id: int) -> bool:
+    """Queue a failed, submitted import again from its checkpoint (see states.resumable); False if it is not one.
+
+    The units with a marker are never applied again, so a resumed import still applies each row exactly once.
+    """
+    return move(import_id, "resume", where=resumable_where(), lease=None, error_message=None, finished_at=None,
+                queued_at=utcnow(), stalls=0)
 
 
 def fail(import_id: int, lease: str | None, message: str) -> None:

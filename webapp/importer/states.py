@@ -3,6 +3,7 @@
     draft -> validating -> validated -> queued -> running -> completed | failed
     (draft, validated, failed before submitting: back to draft with another sheet, header row or mapping)
     completed | failed -> reverting -> reverted
+    failed -> queued (an owner resumes a submitted import from its checkpoint, while its kept rows are there)
 
 A move happens only while the row is in a status it starts from, and, where the caller says so, still at
 the version it read and under the lease it holds. Every move bumps the version, so a form shown before
@@ -43,11 +44,26 @@ MOVES = {
     "validated": Move((VALIDATING,), VALIDATED),
     "complete": Move((RUNNING,), COMPLETED),
     "fail": Move((VALIDATING, QUEUED, RUNNING), FAILED),
-    "halt": Move((VALIDATING, RUNNING), FAILED),  # too many runs died
+    "halt": Move((VALIDATING, RUNNING), FAILED),  # too many runs died without progress
+    "resume": Move((FAILED,), QUEUED),  # only where resumable_where(): see resumable()
     "delete_file": Move(FINISHED, None),
     "revert": Move((*REVERTIBLE, REVERTING), REVERTING),  # REVERTING: taking over a revert that died
     "reverted": Move((REVERTING,), REVERTED),
 }
+
+
+def resumable_where():
+    """The rows an owner may resume: failed after submitting, with rows left to apply and its kept rows there."""
+    return (Import.terms_accepted_at.is_null(False) & Import.staged & ~Import.file_deleted
+            & (Import.checkpoint < Import.rows_total))
+
+
+def resumable(upload: Import) -> bool:
+    """resumable_where() for an import in hand (what the history page offers)."""
+    return (upload.status == FAILED and upload.terms_accepted_at is not None and upload.staged
+            and not upload.file_deleted and upload.checkpoint < upload.rows_total)
+
+
 RUN_MOVES = {VALIDATING: "run_validation", RUNNING: "run_apply"}
 ANY = object()  # held=ANY: whatever lease the row has
 

@@ -161,7 +161,7 @@ def export_command(account_name, kind, audience_id, q, output):
     pieces = ((json.dumps(export_personas(account.id, chosen), default=str) + "\n").encode(),) if kind == "json" \
         else export_stream(chosen, kind)
     if output is None:
-        stream = click.get_binary_stream("stdout")
+        stream = sys.stdout.buffer
         for piece in pieces:
             stream.write(piece)
         stream.flush()

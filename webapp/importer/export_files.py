@@ -2,17 +2,12 @@
 import csv
 import datetime
 import io
-import tempfile
 from collections.abc import Iterator
-
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
 
 from webapp.importer.export import CHUNK, Selection, attribute_names, chunks, file_row, headers
 from webapp.importer.safe_cells import neutralize
+from webapp.importer.xlsx_stream import xlsx_rows
 
-BLOCK = 64 * 1024  # bytes handed on at a time from the XLSX temp file
 FORMATS = ("csv", "xlsx")
 MIMETYPES = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -44,41 +39,17 @@ def csv_stream(chosen: Selection, size: int = CHUNK) -> Iterator[bytes]:
         yield buffer.getvalue().encode("utf-8")
 
 
-def _xlsx_cell(sheet, value):
-    """A typed write-only cell: numbers, booleans and dates as such, text that can never run as a formula."""
-    if isinstance(value, str):
-        cell = WriteOnlyCell(sheet, value=neutralize(value))
-        cell.data_type, cell.number_format = "s", "@"  # openpyxl would store "=..." as a formula
-        return cell
-    cell = WriteOnlyCell(sheet, value=value)
-    if isinstance(value, datetime.datetime):
-        cell.number_format = "yyyy-mm-dd hh:mm:ss"
-    elif isinstance(value, datetime.date):
-        cell.number_format = "yyyy-mm-dd"
-    return cell
+def xlsx_value(value):
+    """A value as the XLSX holds it: numbers, booleans and dates typed; text neutralized, so never a formula."""
+    # A spreadsheet would run a string starting with "=": a neutralized one never does.
+    return neutralize(value) if isinstance(value, str) else value
 
 
 def xlsx_stream(chosen: Selection, size: int = CHUNK) -> Iterator[bytes]:
-    """The export as XLSX: openpyxl's write-only mode into a temp file (rows go to disk as written), then its bytes."""
+    """The export as XLSX, written as it streams: the header, then one piece per chunk of personas."""
     attributes = attribute_names(chosen)
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("Personas")
-    bold = Font(bold=True)
-    header = []
-    for text in headers(attributes):
-        cell = WriteOnlyCell(sheet, value=neutralize(text))
-        cell.font = bold
-        header.append(cell)
-    sheet.freeze_panes = "A2"
-    sheet.append(header)
-    for rows in chunks(chosen, size):
-        for row in rows:
-            sheet.append([_xlsx_cell(sheet, v) if v is not None else None for v in file_row(row, attributes)])
-    with tempfile.TemporaryFile(suffix=".xlsx") as stream:
-        workbook.save(stream)
-        stream.seek(0)
-        while block := stream.read(BLOCK):
-            yield block
+    rows = ([[xlsx_value(v) for v in file_row(row, attributes)] for row in chunk] for chunk in chunks(chosen, size))
+    return xlsx_rows([neutralize(h) for h in headers(attributes)], rows)
 
 
 def export_stream(chosen: Selection, kind: str, size: int = CHUNK) -> Iterator[bytes]:

@@ -15,6 +15,7 @@ from openpyxl import load_workbook
 from tests.engine_helpers import by_key, import_via_cli, invoke, write_csv
 from webapp.importer.export import CHUNK, Selection, export_personas
 from webapp.importer.export_files import csv_stream, xlsx_stream
+from webapp.importer.fields import auto_match
 from webapp.models import Audience, AudienceMember, Persona, PersonaAttribute
 
 LINK = '=HYPERLINK("http://evil.example","click")'
@@ -117,6 +118,13 @@ def test_an_xlsx_export_has_typed_cells_and_text_that_never_runs(owner_client, a
     assert ann_cells["SMS Consent By"].value == "owner-a@example.com"
     assert bob_cells["Last Name"].value == "'+Stone" and bob_cells["Birthday"].value is None
     assert not any(cell.data_type == "f" for row in sheet.iter_rows() for cell in row)
+
+
+def test_attribute_headers_map_back_to_their_attribute_whatever_the_name():
+    headers = ["Email", "Attribute: Veteran", "attribute:city", "Status", "Persona ID", "Points Balance"]
+    assert auto_match(headers) == {"Email": "email", "Attribute: Veteran": "attribute:veteran",
+                                   "attribute:city": "attribute:city", "Status": "ignore", "Persona ID": "ignore",
+                                   "Points Balance": "ignore"}
 
 
 # ---------------------------------------------------------------- round trips

@@ -27,8 +27,8 @@ class Selection:
     audience_id: int | None = None
     import_id: int | None = None
 
-    def query(self, *columns):
-        return selection.personas(self.account_id, self.q, self.audience_id, self.import_id, columns)
+    def query(self, *columns, after: int = 0):
+        return selection.personas(self.account_id, self.q, self.audience_id, self.import_id, columns, after)
 
 
 def attribute_names(chosen: Selection) -> list[str]:
@@ -60,7 +60,7 @@ def chunks(chosen: Selection, size: int = CHUNK) -> Iterator[list[dict]]:
     """The chosen personas by id, size at a time, each with "attributes" (a set) and the stamp users' emails."""
     last, users = 0, {}
     while True:
-        query = chosen.query(*_COLUMNS).where(Persona.id > last).order_by(Persona.id).limit(size)
+        query = chosen.query(*_COLUMNS, after=last).order_by(Persona.id).limit(size)
         rows = list(query.dicts())
         if not rows:
             return

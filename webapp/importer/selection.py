@@ -22,13 +22,19 @@ def search(query, text: str):
 
 
 def personas(account_id: int, q: str = "", audience_id: int | None = None, import_id: int | None = None,
-             columns=()):
-    """The account's personas (selecting columns, default all), narrowed to an audience, an import and a search."""
+             columns=(), after: int = 0):
+    """The account's personas (selecting columns, default all), narrowed to an audience, an import and a search;
+    after: only ids above it (the keyset of a chunked read)."""
     query = Persona.select(*columns).where(Persona.account == account_id)
+    if after:
+        query = query.where(Persona.id > after)
     if audience_id is not None:
-        # A join, not IN (subquery): the (audience, persona) index walks the members in persona order.
+        # A join, not IN (subquery): the (audience, persona) index walks the members in persona order, from
+        # `after` on when the bound is given on its side too (else each chunk would rescan the ones before).
         query = (query.join(AudienceMember, on=(AudienceMember.persona == Persona.id))
                  .where(AudienceMember.audience == audience_id))
+        if after:
+            query = query.where(AudienceMember.persona > after)
     if import_id is not None:
         query = query.where(Persona.id.in_(AuditEntry.select(AuditEntry.persona_id)
                                            .where(AuditEntry.import_id == import_id,

@@ -366,7 +366,7 @@ def test_whole_wizard_with_a_csv(owner_client, csrf, account_a, owner_a, make_pe
     assert "<html" in page and 'hx-trigger="load' not in page  # done: it no longer polls
     counts = dict((label, int(value)) for value, label in re.findall(
         r'<span class="stat-value">(\d+)</span> <span class="stat-label">([^<]+)</span>', page))
-    assert counts == {"will create": 3, "will update": 1, "unchanged": 0, "will be rejected": 1, "warnings": 1}
+    assert counts == {"will create": 3, "will update": 1, "unchanged": 0, "will be rejected": 1, "warning": 1}
     # Ticking a box asks for the counts with it; the boxes' fieldset re-asks on every change.
     assert re.search(r'hx-get="/imports/%d/review/counts"\s+hx-trigger="change"' % import_id, page)
     version = Import.get_by_id(import_id).version  # the fieldset sends the version the page was shown for
@@ -406,7 +406,7 @@ def test_whole_wizard_with_a_csv(owner_client, csrf, account_a, owner_a, make_pe
     assert "HX-Request" in response.headers["Vary"]
     counts = dict((label, int(value)) for value, label in re.findall(
         r'<span class="stat-value">(\d+)</span> <span class="stat-label">([^<]+)</span>', page))
-    assert counts == {"created": 3, "updated": 1, "unchanged": 0, "rejected": 1, "warnings": 1}
+    assert counts == {"created": 3, "updated": 1, "unchanged": 0, "rejected": 1, "warning": 1}
     audience = Audience.get(Audience.source_import == import_id)
     assert f'href="/audiences/{audience.id}"' in page and audience.name in page
     assert f'href="/personas?import={import_id}"' in page and "View imported personas" in page

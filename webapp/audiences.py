@@ -3,8 +3,10 @@ from flask import Blueprint, g, request
 from peewee import JOIN, fn
 
 from webapp.auth import get_owned_or_404, login_required
-from webapp.models import Audience, AudienceMember, Persona
-from webapp.personas import Page, persona_page
+from webapp.importer.export import Selection
+from webapp.importer.selection import personas as personas_of
+from webapp.models import Audience, AudienceMember
+from webapp.personas import Page, download, persona_page
 from webapp.render import render
 
 bp = Blueprint("audiences", __name__, url_prefix="/audiences")
@@ -28,8 +30,15 @@ def index():
 def detail(audience_id: int):
     """One audience and a page of its members."""
     audience = get_owned_or_404(Audience, audience_id)
-    members = Persona.select().join(AudienceMember).where(AudienceMember.audience == audience,
-                                                          Persona.account == g.account)
+    members = personas_of(g.account.id, audience_id=audience.id)
     page, attributes = persona_page(members, request.args.get("page", 1, type=int))
     return render("audiences/detail.html", "audiences/_members.html", audience=audience, listing=page,
                   attributes=attributes)
+
+
+@bp.get("/<int:audience_id>/export.<ext>")
+@login_required
+def export(audience_id: int, ext: str):
+    """The audience's members as a CSV or XLSX file of every field."""
+    audience = get_owned_or_404(Audience, audience_id)
+    return download(Selection(g.account.id, audience_id=audience.id), ext, f"audience-{audience.id}")

@@ -12,7 +12,8 @@ from webapp.config import upload_limits
 from webapp.db import write_transaction
 from webapp.importer import flow, same_file
 from webapp.importer.errors import FileRefused
-from webapp.importer.export import export_personas
+from webapp.importer.export import Selection, export_personas
+from webapp.importer.export_files import FORMATS, export_stream
 from webapp.importer.fields import FIELDS
 from webapp.importer.header_row import NO_HEADER
 from webapp.importer.revert import revert
@@ -146,13 +147,33 @@ def _members(audience: Audience | None) -> int:
 
 @click.command("export")
 @click.option("--account", "account_name", required=True)
+@click.option("--format", "kind", type=click.Choice(("json", *FORMATS)), default="json", show_default=True,
+              help="json: an array for tools; csv or xlsx: every field, re-importable.")
+@click.option("--audience", "audience_id", type=int, default=None, help="Only this audience's members.")
+@click.option("--query", "q", default="", help="Only personas the Personas page's search finds.")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write to this file (default: standard output).")
 @with_appcontext
-def export_command(account_name):
-    """Print the account's personas as a JSON array, ordered by id."""
+def export_command(account_name, kind, audience_id, q, output):
+    """Export the account's personas (or an audience's, or a search's), ordered by id, as JSON, CSV or XLSX."""
     account = Account.get_or_none(Account.name == account_name)
     if account is None:
         _refuse(f"There is no account named {account_name!r}.")
-    _print(export_personas(account.id))
+    if audience_id is not None and not Audience.get_or_none(Audience.id == audience_id, Audience.account == account):
+        _refuse(f"{account_name} has no audience {audience_id}.")
+    chosen = Selection(account.id, q.strip(), audience_id)
+    pieces = ((json.dumps(export_personas(account.id, chosen), default=str) + "\n").encode(),) if kind == "json" \
+        else export_stream(chosen, kind)
+    if output is None:
+        stream = sys.stdout.buffer
+        for piece in pieces:
+            stream.write(piece)
+        stream.flush()
+        return
+    with open(output, "wb") as stream:
+        for piece in pieces:
+            stream.write(piece)
+    _print({"file": output, "format": kind, "personas": chosen.query(Persona.id).count()})
 
 
 @click.command("revert")

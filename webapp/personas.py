@@ -1,20 +1,21 @@
 """Customers > Personas: the searchable list and one persona's page with its history."""
 import datetime
 import math
-import re
 
 import phonenumbers
-from flask import Blueprint, g, request, url_for
+from flask import Blueprint, Response, abort, g, request, stream_with_context, url_for
 
 from webapp.auth import get_owned_or_404, login_required
+from webapp.importer.export import Selection
+from webapp.importer.export_files import FORMATS, MIMETYPES, export_filename, export_stream
 from webapp.importer.fields import CHANNELS, FIELDS
-from webapp.models import Audience, AudienceMember, AuditEntry, Import, Persona, PersonaAttribute
+from webapp.importer.selection import personas as personas_of
+from webapp.models import Audience, AuditEntry, Import, Persona, PersonaAttribute
 from webapp.render import render
 
 bp = Blueprint("personas", __name__, url_prefix="/personas")
 
 PER_PAGE = 50
-PHONE_LIKE = re.compile(r"^[\d\s()+.\-]+$")
 
 
 class Page:
@@ -47,22 +48,9 @@ def show(value) -> str:
         return ", ".join(str(item) for item in value)
     if isinstance(value, datetime.datetime):
         return value.strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, int):  # points and balances: thousands separated
+        return f"{value:,}"
     return str(value)
-
-
-def search(query, text: str):
-    """Narrow query to personas whose email, phone or name contains every word of text."""
-    for word in text.split():
-        condition = (
-            Persona.email.contains(word) | Persona.first_name.contains(word) | Persona.last_name.contains(word)
-            | Persona.phone.contains(word)
-        )
-        digits = re.sub(r"\D", "", word)
-        # Phones are stored as E.164 (+14155550123): "(415) 555" should still find them.
-        if PHONE_LIKE.match(word) and len(digits) >= 3:
-            condition |= Persona.phone.contains(digits)
-        query = query.where(condition)
-    return query
 
 
 def attributes_by_persona(personas) -> dict[int, list[str]]:
@@ -83,24 +71,43 @@ def persona_page(query, page_number: int) -> tuple[Page, dict]:
     return page, attributes_by_persona(page.rows)
 
 
+def _filters() -> tuple[str, Audience | None, Import | None]:
+    """The list's search, audience and import from the query string (other accounts' ids: 404)."""
+    q = request.args.get("q", "").strip()
+    audience = get_owned_or_404(Audience, request.args["audience"]) if request.args.get("audience") else None
+    upload = get_owned_or_404(Import, request.args["import"]) if request.args.get("import") else None
+    return q, audience, upload
+
+
 @bp.get("")
 @login_required
 def index():
     """The personas of the current account: search, filter by audience or import, 50 a page."""
-    q = request.args.get("q", "").strip()
-    audience = get_owned_or_404(Audience, request.args["audience"]) if request.args.get("audience") else None
-    upload = get_owned_or_404(Import, request.args["import"]) if request.args.get("import") else None
-    query = Persona.select().where(Persona.account == g.account)
-    if audience:
-        query = query.where(Persona.id.in_(AudienceMember.select(AudienceMember.persona)
-                                           .where(AudienceMember.audience == audience)))
-    if upload:
-        query = query.where(Persona.id.in_(AuditEntry.select(AuditEntry.persona_id)
-                                           .where(AuditEntry.import_id == upload.id, AuditEntry.account == g.account)))
-    page, attributes = persona_page(search(query, q), request.args.get("page", 1, type=int))
+    q, audience, upload = _filters()
+    query = personas_of(g.account.id, q, audience and audience.id, upload and upload.id)
+    page, attributes = persona_page(query, request.args.get("page", 1, type=int))
     has_any = bool(q or audience or upload) or Persona.select().where(Persona.account == g.account).exists()
     return render("personas/index.html", "personas/_results.html", listing=page, attributes=attributes, q=q,
                   audience=audience, upload=upload, has_any=has_any)
+
+
+def download(chosen: Selection, ext: str, stem: str) -> Response:
+    """The chosen personas as a CSV or XLSX download, streamed chunk by chunk as it is written."""
+    if ext not in FORMATS:
+        abort(404)
+    # stream_with_context keeps the request (and its database connection) open until the last chunk is sent.
+    response = Response(stream_with_context(export_stream(chosen, ext)), mimetype=MIMETYPES[ext])
+    response.headers["Content-Disposition"] = f'attachment; filename="{export_filename(stem, ext)}"'
+    return response
+
+
+@bp.get("/export.<ext>")
+@login_required
+def export(ext: str):
+    """The list as shown (its search, audience or import) as a CSV or XLSX file of every field."""
+    q, audience, upload = _filters()
+    chosen = Selection(g.account.id, q, audience and audience.id, upload and upload.id)
+    return download(chosen, ext, "personas-search" if q else "personas")
 
 
 @bp.get("/<int:persona_id>")

@@ -80,7 +80,7 @@ def full_import(wizard, path, rows: int, recognized=("Email", "Phone", "First Na
     # Step 4: the dry run's counts, the bad phone as a warning, the report, consent and terms.
     wizard.submit_mapping()
     counts = wizard.counts("review")
-    assert counts["will create"] == rows and counts["will be rejected"] == 0 and counts["warnings"] == 1, counts
+    assert counts["will create"] == rows and counts["will be rejected"] == 0 and counts["warning"] == 1, counts
     problems = page.locator(".problems-table tbody tr")
     expect(problems).to_have_count(1)
     expect(problems.first).to_contain_text(BAD_PHONE)
@@ -101,7 +101,7 @@ def full_import(wizard, path, rows: int, recognized=("Email", "Phone", "First Na
     wizard.wait_finished()
     counts = wizard.counts("result")
     assert (counts["created"], counts["updated"], counts["unchanged"], counts["rejected"]) == (rows, 0, 0, 0), counts
-    assert counts["warnings"] == 1, counts
+    assert counts["warning"] == 1, counts
     audience = page.locator(".result-links").get_by_role("link").first
     expect(audience).to_contain_text(path.name)
     expect(page.get_by_role("link", name="Download the problem report")).to_be_visible()

@@ -99,6 +99,8 @@ def opt_fields(channel: str) -> tuple[str, str]:
 
 IGNORE = "ignore"
 ATTRIBUTE_PREFIX = "attribute:"
+# A header "Attribute: veteran" auto-matches the custom attribute "veteran" (the exports write them so).
+ATTRIBUTE_HEADER = "Attribute: "
 CONTACT_MESSAGE = "Map an Email or Phone column: personas are matched on phone or email"
 
 
@@ -182,6 +184,9 @@ def auto_match(
     for header in headers:
         if header in mapping:
             continue
+        named = _attribute_header(header)
+        if named and claim(header, attribute_target(named)):
+            continue
         field_name = SYNONYMS.get(normalize_header(header))
         if field_name and claim(header, field_name):
             continue
@@ -190,6 +195,15 @@ def auto_match(
                 continue
         mapping[header] = IGNORE
     return {header: mapping[header] for header in headers}
+
+
+def _attribute_header(header) -> str | None:
+    """The attribute an "Attribute: <name>" header names, else None."""
+    text = str(header or "").strip()
+    prefix = ATTRIBUTE_HEADER.strip()
+    if text[:len(prefix)].lower() == prefix.lower() and text[len(prefix):].strip():
+        return text[len(prefix):].strip()
+    return None
 
 
 def _known_target(target: str) -> bool:

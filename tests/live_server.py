@@ -1,4 +1,5 @@
 """A real HTTP server for tests (the app served by werkzeug from a daemon thread), and a raw client that holds a body."""
+import http.client
 import re
 import socket
 import threading
@@ -42,3 +43,18 @@ def response_of(sock: socket.socket) -> tuple[int, str]:
     sock.close()
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split()[1]), body.decode()
+
+
+def http_request(port: int, method: str, path: str, body: str | None = None, headers: dict | None = None,
+                 cookie: str | None = None) -> tuple[int, str, list[str]]:
+    """One request to a server on 127.0.0.1:port: its status, its page and the cookies it set (name=value)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    all_headers = {**(headers or {}), **({"Cookie": cookie} if cookie else {})}
+    if body is not None:
+        all_headers["Content-Type"] = "application/x-www-form-urlencoded"
+    connection.request(method, path, body=body, headers=all_headers)
+    response = connection.getresponse()
+    page = response.read().decode(errors="replace")
+    cookies = [h.split(";")[0] for k, h in response.getheaders() if k.lower() == "set-cookie" and "=;" not in h]
+    connection.close()
+    return response.status, page, cookies

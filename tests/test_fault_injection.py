@@ -140,7 +140,8 @@ def test_sigkill_after_k_chunks_then_new_worker_finishes_exactly_once(workers, t
     wait_for(lambda: workers.exited(first), what=f"worker to die after {k} chunks")
     workers.kill(first)  # its scheduler, if it outlived the worker
     killed = status_of(upload.id)
-    assert (killed.status, killed.checkpoint, killed.attempt) == ("running", k * CHUNK, 1)
+    # The apply's second writer thread may commit one more unit before the kill lands.
+    assert (killed.status, killed.attempt) == ("running", 1) and killed.checkpoint in (k * CHUNK, (k + 1) * CHUNK)
     assert audit_count(upload.id) < audit_count(reference.id)
 
     workers.start()

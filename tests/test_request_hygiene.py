@@ -4,7 +4,6 @@ The NUL and Cache-Control tests run on each database (PostgreSQL is where a NUL 
 access-log tests start the real servers the README documents: `personas run` (werkzeug) and gunicorn with
 gunicorn.conf.py, and read what they write.
 """
-import http.client
 import io
 import logging
 import os
@@ -18,6 +17,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tests.live_server import http_request
 from tests.test_wizard import HEADERS, ROWS, csv_bytes, import_id_of
 from webapp.models import Import
 
@@ -151,32 +151,23 @@ def _wait_listening(port: int, proc: subprocess.Popen, log: Path, timeout: float
 def _browse(port: int, email: str, password: str) -> None:
     """Sign in and search as a browser would: the customer values in query strings, Referer and HX headers."""
     def request(method, path, body=None, headers=None, cookie=None):
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        all_headers = {**(headers or {}), **({"Cookie": cookie} if cookie else {})}
-        if body is not None:
-            all_headers["Content-Type"] = "application/x-www-form-urlencoded"
-        connection.request(method, path, body=body, headers=all_headers)
-        response = connection.getresponse()
-        data = response.read().decode(errors="replace")
-        cookies = [h.split(";")[0] for k, h in response.getheaders() if k.lower() == "set-cookie" and "=;" not in h]
-        connection.close()
-        return response, data, cookies
+        return http_request(port, method, path, body=body, headers=headers, cookie=cookie)
 
     search = "/personas?" + urlencode({"q": SECRET})
-    response, _, _ = request("GET", search)
-    assert response.status == 302  # to /login?next=/personas%3Fq%3D... (in the Location header only)
-    response, page, cookies = request("GET", f"/login?{urlencode({'next': search})}")
+    status, _, _ = request("GET", search)
+    assert status == 302  # to /login?next=/personas%3Fq%3D... (in the Location header only)
+    _, page, cookies = request("GET", f"/login?{urlencode({'next': search})}")
     cookie = cookies[0]
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     body = urlencode({"email": email, "password": password, "csrf_token": token, "next": search})
-    response, _, cookies = request("POST", "/login", body=body, cookie=cookie)
-    assert response.status == 302, response.status
+    status, _, cookies = request("POST", "/login", body=body, cookie=cookie)
+    assert status == 302, status
     cookie = cookies[0]
     referer = f"http://127.0.0.1:{port}{search}"
     for path in (search, "/personas?" + urlencode({"q": PHONE}), search + "&page=2"):
-        response, page, _ = request("GET", path, cookie=cookie, headers={"Referer": referer, "HX-Request": "true",
-                                                                          "HX-Current-URL": referer})
-        assert response.status == 200, (path, response.status, page[:300])
+        status, page, _ = request("GET", path, cookie=cookie, headers={"Referer": referer, "HX-Request": "true",
+                                                                        "HX-Current-URL": referer})
+        assert status == 200, (path, status, page[:300])
     request("GET", f"/static/app.css?v={SECRET}", headers={"Referer": referer})
 
 

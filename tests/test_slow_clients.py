@@ -1,7 +1,6 @@
 """Issue 17.7: the README's production server (gunicorn with gunicorn.conf.py) keeps answering pages while slow
 clients hold connections: four that send their headers a byte at a time, four signed-in uploads that trickle in.
 """
-import http.client
 import re
 import socket
 import subprocess
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
+from tests.live_server import http_request
 from tests.test_request_hygiene import ROOT, _free_port, _server_env, _wait_listening, served_db  # noqa: F401
 
 SLOW_HEADERS, SLOW_UPLOADS, PROBES = 4, 4, 6
@@ -19,27 +19,14 @@ TIMEOUT = 4  # gunicorn's worker timeout for the test: the probes outlast it twi
 DRIP = 0.5  # seconds between two bytes of a slow client
 
 
-def _request(port: int, method: str, path: str, body: str | None = None, cookie: str | None = None):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    headers = {"Cookie": cookie} if cookie else {}
-    if body is not None:
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-    connection.request(method, path, body=body, headers=headers)
-    response = connection.getresponse()
-    page = response.read().decode(errors="replace")
-    cookies = [h.split(";")[0] for k, h in response.getheaders() if k.lower() == "set-cookie" and "=;" not in h]
-    connection.close()
-    return response.status, page, cookies
-
-
 def _sign_in(port: int, email: str, password: str) -> tuple[str, str]:
     """A signed-in session over HTTP: (cookie, CSRF token)."""
-    _status, page, cookies = _request(port, "GET", "/login")
+    _status, page, cookies = http_request(port, "GET", "/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     body = urlencode({"email": email, "password": password, "csrf_token": token})
-    status, _page, cookies = _request(port, "POST", "/login", body=body, cookie=cookies[0])
+    status, _page, cookies = http_request(port, "POST", "/login", body=body, cookie=cookies[0])
     assert status == 302, status
-    _status, page, _ = _request(port, "GET", "/imports/new", cookie=cookies[0])
+    _status, page, _ = http_request(port, "GET", "/imports/new", cookie=cookies[0])
     return cookies[0], re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
@@ -92,7 +79,7 @@ def test_slow_clients_never_stop_the_pages(served_db, owner_a, tmp_path):
         timings = []
         for _ in range(PROBES):
             started = time.monotonic()
-            status, page, _ = _request(port, "GET", "/personas", cookie=cookie)
+            status, page, _ = http_request(port, "GET", "/personas", cookie=cookie)
             timings.append(time.monotonic() - started)
             assert status == 200 and "Personas" in page, (status, page[:300])
             time.sleep(2 * TIMEOUT / PROBES)

@@ -100,10 +100,7 @@ def delete_file(import_id: int):
     else:
         flash(f"The file of import #{upload.id} ({upload.file_name}) and its audience were deleted. "
               "The changes it made to personas stay.", "success")
-    # Both the history and the import's page lead back to the history, where the message shows.
-    if request.htmx:
-        return "", 200, {"HX-Redirect": url_for("imports.history")}
-    return redirect(url_for("imports.history"), 303)
+    return _to_history()
 
 
 @bp.post("/<int:import_id>/resume")
@@ -118,6 +115,11 @@ def resume(import_id: int):
     else:
         start_job("import", upload)
         flash(f"Import #{upload.id} ({upload.file_name}) resumes where it stopped.", "success")
+    return _to_history()
+
+
+def _to_history():
+    """Back to the history, where the flashed message shows (both the history and an import's page post here)."""
     if request.htmx:
         return "", 200, {"HX-Redirect": url_for("imports.history")}
     return redirect(url_for("imports.history"), 303)

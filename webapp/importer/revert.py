@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from itertools import islice
 
-from peewee import Tuple, fn
+from peewee import Tuple
 
 from webapp.db import write_transaction
 from webapp.importer import bulk
@@ -75,15 +75,10 @@ def preview(upload: Import, sample: int = 10, limit: int | None = None) -> dict:
     It looks at the first `limit` personas the import changed ("covered" of "personas"): a page must answer
     in seconds, and a million-persona plan took minutes. The revert itself counts them all.
     """
-    limit, looked = limit or PREVIEW_PERSONAS, []
-    for chunk in _chunks(upload.id):
-        looked += chunk[:limit - len(looked)]
-        if len(looked) >= limit:
-            break
-    personas = len(looked) if len(looked) < limit else (
-        AuditEntry.select(fn.COUNT(AuditEntry.persona_id.distinct())).where(AuditEntry.import_id == upload.id).scalar())
+    changed = _persona_ids(upload.id)
+    looked = changed[:limit or PREVIEW_PERSONAS]
     totals = {"remove": 0, "restore": 0, "fields": Counter(), "points": 0, "points_personas": 0, "consent": 0,
-              "not_reverted": 0, "sample": [], "covered": len(looked), "personas": personas}
+              "not_reverted": 0, "sample": [], "covered": len(looked), "personas": len(changed)}
     later = Later(upload, only=looked)
     for start in range(0, len(looked), PERSONAS_PER_CHUNK):
         chunk = looked[start:start + PERSONAS_PER_CHUNK]
@@ -104,11 +99,15 @@ def preview(upload: Import, sample: int = 10, limit: int | None = None) -> dict:
     return totals
 
 
+def _persona_ids(import_id: int) -> list[int]:
+    """The ids of the personas the import changed, in order."""
+    return [pid for (pid,) in AuditEntry.select(AuditEntry.persona_id).where(AuditEntry.import_id == import_id)
+            .distinct().order_by(AuditEntry.persona_id).tuples()]
+
+
 def _chunks(import_id: int):
     """The ids of the personas the import changed, a chunk at a time."""
-    persona_ids = (AuditEntry.select(AuditEntry.persona_id).where(AuditEntry.import_id == import_id)
-                   .distinct().order_by(AuditEntry.persona_id).tuples())
-    ids = iter([pid for (pid,) in persona_ids])
+    ids = iter(_persona_ids(import_id))
     while chunk := list(islice(ids, PERSONAS_PER_CHUNK)):
         yield chunk
 

@@ -14,7 +14,7 @@ import os
 import tempfile
 import threading
 from collections import Counter
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 
 import polars as pl
 
@@ -77,14 +77,15 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
         # The interacting rows' Merger runs beside the column-wise merge below: one is Python, the
         # other mostly polars and the database, so the two share the machine's cores.
         interacting = Simulation(upload, plan)
-        with _beside(lambda: interacting.run_groups(_read_rows(spill, parts, groups), lease)):
+        with _beside(lambda: interacting.run_groups(_read_rows(spill, parts, groups), lease)), ExitStack() as stack:
             # Each part joins its own matches and groups: joining all of them built their hash tables per part.
             lasts = pl.Series([last for _, _, last in parts], dtype=pl.Int64)
             matched_of, groups_of = _by_part(matched, lasts), _by_part(groups, lasts)
+            states = stack.enter_context(lookup.PartStates(account_id, _wanted(matched, groups, lasts)))
             for number, part in enumerate(parts):
                 rows = (_unspill(spill, part).join(matched_of.get(number, matched.clear()), on="seq", how="left")
                         .join(groups_of.get(number, groups.clear()), on="seq", how="left"))
-                alone = with_state(account_id, rows.filter(pl.col("group").is_null()))
+                alone = with_state(rows.filter(pl.col("group").is_null()), states.of(number))
                 merged = merge_columns.merge(alone, plan.mapped(), simulation.stamp, plan.headers(), writes=False)
                 simulation.count_merged(merged, int(alone["warnings"].sum()))
                 with chunk_transaction():
@@ -136,6 +137,13 @@ def _by_part(frame: pl.DataFrame, lasts: pl.Series) -> dict[int, pl.DataFrame]:
     return {key[0]: piece for key, piece in numbered.partition_by("_part", as_dict=True, include_key=False).items()}
 
 
+def _wanted(matched: pl.DataFrame, groups: pl.DataFrame, lasts: pl.Series) -> pl.DataFrame:
+    """(id, part): the personas the independent rows of each part match, whose state their merge needs."""
+    alone = matched.join(groups.select("seq"), on="seq", how="anti")
+    alone = alone.with_columns(part=lasts.search_sorted(alone["seq"], side="left"))
+    return pl.concat([alone.select("part", id="email_id"), alone.select("part", id="phone_id")]).drop_nulls().unique()
+
+
 def _read_rows(spill, parts: list, groups: pl.DataFrame) -> pl.DataFrame:
     """The spilled rows of these groups."""
     frames = [_unspill(spill, part).join(groups, on="seq", how="inner") for part in parts]
@@ -170,13 +178,14 @@ def _describe(prefix: str) -> pl.Expr:
     return pl.format("customer #{} ({})", pl.col(f"{prefix}id"), key)
 
 
-def with_state(account_id: int, rows: pl.DataFrame) -> pl.DataFrame:
+def with_state(rows: pl.DataFrame, state: pl.DataFrame) -> pl.DataFrame:
     """Independent rows with the persona each matches ("target", its state as "s_<column>"), a second one
-    for an ambiguous match ("other", "o_version"), and the rejection a match earns ("rejection")."""
+    for an ambiguous match ("other", "o_version"), and the rejection a match earns ("rejection").
+
+    state: the state of the personas these rows match (lookup.PartStates).
+    """
     if "email_id" not in rows.columns:
         rows = rows.with_columns(email_id=pl.lit(None, dtype=pl.Int64), phone_id=pl.lit(None, dtype=pl.Int64))
-    ids = pl.concat([rows["email_id"], rows["phone_id"]]).drop_nulls().unique().to_list()
-    state = lookup.load_state(account_id, ids)
     email_id, phone_id = pl.col("email_id"), pl.col("phone_id")
     ambiguous = email_id.is_not_null() & phone_id.is_not_null() & (email_id != phone_id)
     rows = rows.with_columns(target=pl.coalesce(email_id, phone_id), other=pl.when(ambiguous).then(phone_id))

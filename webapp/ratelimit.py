@@ -11,8 +11,8 @@ import hashlib
 import math
 import time
 
-from flask import current_app, make_response
-from flask_limiter import Limiter, RateLimitExceeded
+from flask import Response, current_app, make_response
+from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from limits import parse
@@ -23,6 +23,8 @@ RATE_SETTINGS = ("UPLOAD_RATE_LIMIT", "SIGN_IN_RATE_LIMIT_ACCOUNT", "SIGN_IN_RAT
 REDIS_PREFIX = "personas:ratelimit"
 TOO_MANY = "There were many requests in a short time. Wait a minute, then try again."  # if refused() failed
 
+# One limiter, as its decorators sit on the blueprints' views: each app's init_app points it at that app's
+# storage (a web process serves one app; a test run makes one app after another).
 limiter = Limiter(
     key_func=get_remote_address,
     strategy="fixed-window",
@@ -45,7 +47,7 @@ def parse_rate(text: str) -> tuple[int, int]:
     return item.amount, item.get_expiry()
 
 
-def _refusal(refused, limit) -> "Response":  # noqa: F821 - flask's Response
+def _refusal(refused, limit: RequestLimit) -> Response:
     """refused(seconds to wait) as a 429 with Retry-After: the answer Flask-Limiter raises with."""
     wait = max(1, math.ceil(limit.window.reset_time - time.time()))
     response = make_response(refused(wait))

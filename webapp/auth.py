@@ -187,11 +187,13 @@ def _failed(response) -> bool:
 
 
 def _too_many_for_account(wait: int):
+    """The sign-in limit per email's answer."""
     return _sign_in_form(429, f"There were too many failed sign-ins to this account. Wait {_wait(wait)}, "
                               "then try again.")
 
 
 def _too_many_from_address(wait: int):
+    """The sign-in limit per client address's answer."""
     return _sign_in_form(429, f"There were too many failed sign-ins from your network. Wait {_wait(wait)}, "
                               "then try again.")
 

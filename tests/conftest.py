@@ -7,8 +7,11 @@ clients) runs once per database: test_x[sqlite], test_x[postgres]. Mark a test
 import os
 import secrets
 
+import flask
 import pytest
+from flask_wtf.csrf import generate_csrf, validate_csrf
 from peewee import IntegrityError, ProgrammingError, sort_models
+from wtforms import ValidationError
 
 from webapp import accounts, create_app
 from webapp.accounts import create_account, create_user
@@ -176,11 +179,30 @@ def owner_b(account_b):
 
 
 def csrf_token_of(client) -> str:
-    """The CSRF token of the client's session (creating the session's token when it has none)."""
+    """A CSRF token of the client's session, signed as a page carries it (creating the session's token when it
+    has none)."""
     with client.session_transaction() as session:
         if SESSION_KEY not in session:
-            session[SESSION_KEY] = secrets.token_urlsafe(32)
-        return session[SESSION_KEY]
+            session[SESSION_KEY] = secrets.token_hex(20)
+        raw = session[SESSION_KEY]
+    with client.application.test_request_context():
+        flask.session[SESSION_KEY] = raw
+        return generate_csrf()
+
+
+def is_csrf_token_of(client, token: str) -> bool:
+    """True when token is a CSRF token of the client's session (as csrf_token_of makes and pages carry)."""
+    with client.session_transaction() as session:
+        raw = session.get(SESSION_KEY)
+    if raw is None:
+        return False
+    with client.application.test_request_context():
+        flask.session[SESSION_KEY] = raw
+        try:
+            validate_csrf(token)
+        except ValidationError:
+            return False
+        return True
 
 
 def log_in(client, email: str, password: str):

@@ -174,7 +174,7 @@ def test_public_routes_answer_anonymous_users(app, client, csrf, endpoint):
     if location:
         assert urlsplit(response.headers["Location"]).path == location
     with client.session_transaction() as session:
-        assert "user_id" not in session
+        assert "_user_id" not in session
 
 
 def test_every_public_route_has_its_answer():
@@ -240,7 +240,7 @@ def test_sign_in_renews_the_session_and_its_csrf_token(app, client, owner_a, log
     response = client.post("/logout", data={FORM_FIELD: token_before})
     assert response.status_code == 400 and EXPIRED in response.get_data(as_text=True)
     with client.session_transaction() as session:
-        assert session["user_id"] == owner_a.id
+        assert session["_user_id"] == owner_a.id
 
 
 def test_account_switch_renews_the_csrf_token(owner_client, owner_a, account_a, account_b, csrf):

@@ -20,7 +20,7 @@ def test_login_shows_personas_page(client, owner_a, login):
     assert "<h1>Personas</h1>" in page
     assert "owner-a@example.com" in page
     with client.session_transaction() as session:
-        assert session["user_id"] == owner_a.id
+        assert session["_user_id"] == owner_a.id
         assert session["account_id"] == owner_a.memberships[0].account_id
 
 
@@ -31,7 +31,7 @@ def test_wrong_password_shows_error_and_no_session(client, owner_a, login):
     assert "Wrong email or password." in page
     assert 'value="owner-a@example.com"' in page  # the email is kept, the password is not
     with client.session_transaction() as session:
-        assert "user_id" not in session
+        assert "_user_id" not in session
     assert client.get("/personas").status_code == 302
 
 
@@ -66,7 +66,7 @@ def test_logout_forgets_the_user(owner_client, csrf):
     response = owner_client.post("/logout", data={"csrf_token": csrf(owner_client)})
     assert urlsplit(response.location).path == "/login"
     with owner_client.session_transaction() as session:
-        assert "user_id" not in session
+        assert "_user_id" not in session
     assert owner_client.get("/personas").status_code == 302
 
 

@@ -58,7 +58,7 @@ def test_nul_in_the_sign_in_form_is_a_clear_400(client, owner_a, csrf, field):
     response = client.post("/login", data={**data, "csrf_token": ""}, headers={"X-CSRFToken": csrf(client)})
     assert _refused_for_nul(response)
     with client.session_transaction() as session:
-        assert "user_id" not in session
+        assert "_user_id" not in session
 
 
 def test_nul_as_raw_bytes_in_the_body_is_a_clear_400(client, owner_a, csrf):

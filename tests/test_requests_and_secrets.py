@@ -90,7 +90,7 @@ def test_every_unsafe_route_needs_the_csrf_token(app, owner_a, csrf, login):
         assert partial.status_code == 400 and EXPIRED in partial.get_data(as_text=True), (method, url)
         assert "<html" not in partial.get_data(as_text=True)
         with client.session_transaction() as session:
-            assert session["user_id"] == owner_a.id, (method, url)  # nothing was done, not even sign-out
+            assert session["_user_id"] == owner_a.id, (method, url)  # nothing was done, not even sign-out
         accepted = client.open(url, method=method, headers={"X-CSRFToken": csrf(client)})
         assert accepted.status_code != 400 and EXPIRED not in accepted.get_data(as_text=True), (method, url)
 
@@ -146,7 +146,7 @@ def test_login_form_from_another_site_is_refused(embedding_app, headers, csrf):
     page = response.get_data(as_text=True)
     assert response.status_code == 403 and CROSS_SITE in page and "<html" in page
     with client.session_transaction() as session:
-        assert "user_id" not in session
+        assert "_user_id" not in session
 
 
 @pytest.mark.parametrize("headers", ACCEPTED_HEADERS, ids=header_ids)
@@ -154,7 +154,7 @@ def test_login_form_from_our_own_pages_is_accepted(embedding_app, headers, csrf)
     client, owner, response = _post_login(embedding_app, headers, csrf)
     assert response.status_code == 302
     with client.session_transaction() as session:
-        assert session["user_id"] == owner.id
+        assert session["_user_id"] == owner.id
 
 
 def test_a_signed_in_users_cross_site_post_changes_nothing(owner_client, owner_a, csrf):
@@ -162,7 +162,7 @@ def test_a_signed_in_users_cross_site_post_changes_nothing(owner_client, owner_a
         response = owner_client.post("/logout", data={"csrf_token": csrf(owner_client)}, headers=headers)
         assert response.status_code == 403 and CROSS_SITE in response.get_data(as_text=True)
         with owner_client.session_transaction() as session:
-            assert session["user_id"] == owner_a.id
+            assert session["_user_id"] == owner_a.id
     assert owner_client.get("/imports/new", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200  # links work
 
 
@@ -321,7 +321,7 @@ def test_with_redis_every_process_shares_the_counters(app_factory, csrf, login):
     assert upload(signed_in(second, owner_a, login), csrf, csv_bytes(PEOPLE)).status_code == 303
     refused = upload(signed_in(first, owner_a, login), csrf, csv_bytes(PEOPLE))
     assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
-    assert redis.ttl(f"personas:ratelimit:upload:{owner_a.id}") > 0
+    assert redis.ttl(f"personas:ratelimit:LIMITER/user:{owner_a.id}/wizard.upload_post/2/1/minute") > 0
 
 
 def test_an_unreachable_redis_never_blocks_uploads(app_factory, csrf, login):
@@ -370,7 +370,8 @@ def test_the_session_cookie_holds_only_ids(app, owner_client, csrf):
     run_wizard(owner_client, csrf, csv_bytes(PEOPLE))
     owner_client.get(f"/imports/{Import.select().order_by(Import.id.desc()).first().id}/progress")
     session = session_of(app, owner_client)
-    assert set(session) <= {"user_id", "sid", "account_id", "csrf_token", "embed", "_flashes"}  # sid: a random token
+    # _user_id: Flask-Login's user id, _fresh and _id its flags; sid: a random token
+    assert set(session) <= {"_user_id", "_fresh", "_id", "sid", "account_id", "csrf_token", "embed", "_flashes"}
     dumped = json.dumps(session)
     for secret in SECRETS:
         assert secret not in dumped

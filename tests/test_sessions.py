@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from itsdangerous import TimestampSigner
 
+from tests.conftest import csrf_token_of
 from tests.test_wizard import HEADERS, ROWS, csv_bytes, import_id_of
 from webapp.accounts import create_user, set_password
 from webapp.models import Import, Membership, UserSession, utcnow
@@ -33,11 +34,6 @@ def _replay(app, cookie_value: str):
     return client
 
 
-def _token(client) -> str:
-    with client.session_transaction() as session:
-        return session[SESSION_KEY]
-
-
 def _draft(client, csrf) -> int:
     response = client.post("/imports/new", data={"file": (io.BytesIO(csv_bytes([HEADERS, *ROWS])), "people.csv"),
                                                  "csrf_token": csrf(client)}, content_type="multipart/form-data")
@@ -48,7 +44,7 @@ def _draft(client, csrf) -> int:
 
 def test_a_saved_cookie_opens_nothing_after_sign_out(app, owner_client, csrf):
     draft = _draft(owner_client, csrf)
-    saved, token = owner_client.get_cookie("session").value, _token(owner_client)
+    saved, token = owner_client.get_cookie("session").value, csrf_token_of(owner_client)
     assert _replay(app, saved).get("/personas").status_code == 200  # a copy works while the session is open
 
     response = owner_client.post("/logout", data={"csrf_token": token})
@@ -242,8 +238,7 @@ def test_sign_out_expires_the_cookie_under_every_setting(app_factory, owner_a, l
     app = app_factory(**(EMBEDDED if embedding else {}))
     client = app.test_client()
     login(client, owner_a.email, owner_a.password)
-    with client.session_transaction() as session:
-        token = session[SESSION_KEY]
+    token = csrf_token_of(client)
     response = client.post("/logout", data={"csrf_token": token})
     expired = [line for line in response.headers.getlist("Set-Cookie") if line.startswith("session=;")]
     assert len(expired) == 2, expired

@@ -47,6 +47,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from webapp import audiences, auth, errors, imports, personas, ratelimit, security, wizard, words
 
+    auth.init_app(app)
     security.init_app(app)
     ratelimit.init_app(app)
     errors.init_app(app)

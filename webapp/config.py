@@ -37,6 +37,10 @@ def load_config(instance: Path) -> dict:
         "TERMS_VERSION": os.environ.get("TERMS_VERSION", "2026-11"),
         # Uploads per user; beyond it 429 (webapp/ratelimit.py). Room for a busy person, not for a script.
         "UPLOAD_RATE_LIMIT": os.environ.get("UPLOAD_RATE_LIMIT", "10/minute"),
+        # Failed sign-ins per email and per client address; beyond, 429 even for the right password until
+        # the window ends. An office behind one address holds several people mistyping, not a password guesser.
+        "SIGN_IN_RATE_LIMIT_ACCOUNT": os.environ.get("SIGN_IN_RATE_LIMIT_ACCOUNT", "10/15 minutes"),
+        "SIGN_IN_RATE_LIMIT_ADDRESS": os.environ.get("SIGN_IN_RATE_LIMIT_ADDRESS", "50/15 minutes"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
     }

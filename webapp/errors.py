@@ -11,6 +11,7 @@ TITLES = {
     404: "Not found",
     405: "Not allowed",
     413: "File too large",
+    429: "Too many requests",
     500: "Something went wrong",
 }
 

@@ -1,5 +1,6 @@
 """Import history, progress, results, reports, file deletion and revert."""
 from flask import Blueprint, Response, flash, g, redirect, request, url_for
+from flask_login import current_user
 from peewee import JOIN
 
 from webapp.auth import get_owned_or_404, login_required, owner_required
@@ -144,7 +145,7 @@ def revert_post(import_id: int):
     """Start reverting the import in the background (a large one takes longer than a request may)."""
     upload = get_owned_or_404(Import, import_id)
     try:
-        claim_revert(upload.id, g.account.id, g.user.id)
+        claim_revert(upload.id, g.account.id, current_user.id)
     except FileRefused as refused:
         return render("imports/revert_confirm.html", "imports/_revert_confirm.html", status=409, upload=upload,
                       preview=None, error=refused.message)

@@ -7,6 +7,7 @@ their only writer and deletes their dependent rows itself (see schema.BULK_FOREI
 import datetime
 import json
 
+from flask_login import UserMixin
 from peewee import (
     SQL,
     AutoField,
@@ -66,7 +67,9 @@ class Account(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
-class User(BaseModel):
+class User(BaseModel, UserMixin):
+    """A person who signs in; Flask-Login's user (UserMixin), whose get_id is Peewee's: the id, a number."""
+
     id = NeverReusedId()
     email = CharField(unique=True)
     name = CharField(default="")

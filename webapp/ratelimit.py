@@ -1,103 +1,89 @@
-"""Per-user rate limits ("10/minute"): counters in Redis when REDIS_URL is set, else in this process.
+"""Rate limits (Flask-Limiter): uploads per user, failed sign-ins per account and per client address.
 
-A user's window opens with their first request and lasts the limit's period; past the limit the view
-is not called and the answer is 429 with Retry-After (seconds until the window closes). In-process
-counters are per process: with several gunicorn workers and no Redis each counts alone, which is
-enough to stop a runaway script on a laptop or a small install.
+Counters live in Redis when REDIS_URL is set (shared by every web process), else in this process: with
+several gunicorn workers and no Redis each counts alone, which is enough to stop a runaway script on a
+laptop or a small install. A window opens with the first counted request and lasts the limit's period;
+past the limit the view is not called and the answer is its own page with a message, 429 and Retry-After
+(seconds until the window closes). An unreachable Redis refuses nobody: the limit is then not checked.
 """
 import functools
-import logging
+import hashlib
 import math
-import threading
 import time
 
-from flask import current_app, g, make_response
-from redis.exceptions import RedisError
+from flask import Response, current_app, make_response
+from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
+from flask_limiter.util import get_remote_address
+from flask_login import current_user
+from limits import parse
 
-UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-REDIS_PREFIX = "personas:ratelimit:"
-log = logging.getLogger(__name__)
+from webapp.errors import handle_http_error
+
+RATE_SETTINGS = ("UPLOAD_RATE_LIMIT", "SIGN_IN_RATE_LIMIT_ACCOUNT", "SIGN_IN_RATE_LIMIT_ADDRESS")
+REDIS_PREFIX = "personas:ratelimit"
+TOO_MANY = "There were many requests in a short time. Wait a minute, then try again."  # if refused() failed
+
+# One limiter, as its decorators sit on the blueprints' views: each app's init_app points it at that app's
+# storage (a web process serves one app; a test run makes one app after another).
+limiter = Limiter(
+    key_func=get_remote_address,
+    strategy="fixed-window",
+    # Redis down: better to let people work than to refuse everyone (the failure is logged).
+    swallow_errors=True,
+    headers_enabled=False,  # only a refusal says when to come back (Retry-After)
+    storage_options={"socket_connect_timeout": 2, "socket_timeout": 2, "key_prefix": REDIS_PREFIX},
+)
 
 
 def parse_rate(text: str) -> tuple[int, int]:
-    """'10/minute' -> (10 requests, 60 seconds)."""
-    count, _, unit = str(text).partition("/")
-    unit = unit.strip().lower().removesuffix("s")
-    if not count.strip().isdigit() or int(count) < 1 or unit not in UNITS:
-        raise ValueError(f"A rate limit reads like '10/minute' (second, minute, hour or day), not {text!r}")
-    return int(count), UNITS[unit]
+    """'10/minute' -> (10 requests, 60 seconds); '10/15 minutes' -> (10, 900)."""
+    try:
+        item = parse(str(text))
+    except ValueError:
+        item = None
+    if item is None or item.amount < 1:
+        raise ValueError(f"A rate limit reads like '10/minute' or '10/15 minutes' (second, minute, hour or day), "
+                         f"not {text!r}")
+    return item.amount, item.get_expiry()
 
 
-class MemoryCounter:
-    """Windows held in this process."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._windows: dict[str, tuple[float, int]] = {}
-
-    def hit(self, key: str, period: int) -> tuple[int, float]:
-        """Count one request; return the window's count and the seconds left in it."""
-        now = time.monotonic()
-        with self._lock:
-            start, count = self._windows.get(key, (now, 0))
-            if now - start >= period:
-                start, count = now, 0
-            self._windows[key] = (start, count + 1)
-            if len(self._windows) > 10_000:  # forget closed windows so memory stays bounded
-                self._windows = {k: w for k, w in self._windows.items() if now - w[0] < period}
-            return count + 1, period - (now - start)
+def _refusal(refused, limit: RequestLimit) -> Response:
+    """refused(seconds to wait) as a 429 with Retry-After: the answer Flask-Limiter raises with."""
+    wait = max(1, math.ceil(limit.window.reset_time - time.time()))
+    response = make_response(refused(wait))
+    response.status_code = 429
+    response.headers["Retry-After"] = str(wait)
+    return response
 
 
-class RedisCounter:
-    """Windows shared by every process that reaches the same Redis."""
+def limited(setting: str, key, refused, counts=None):
+    """Let each key() (a callable) reach the view config[setting] times per period; beyond, refused(seconds).
 
-    def __init__(self, url: str):
-        from redis import Redis
+    counts(response): only the answers it is true for are counted (e.g. failed sign-ins), else every call.
+    """
+    return limiter.limit(lambda: current_app.config[setting], key_func=key, deduct_when=counts,
+                         on_breach=functools.partial(_refusal, refused), error_message=TOO_MANY)
 
-        self._redis = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
 
-    def hit(self, key: str, period: int) -> tuple[int, float]:
-        """Count one request atomically (the first one sets the window's expiry); count and seconds left."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.set(REDIS_PREFIX + key, 0, ex=period, nx=True)
-        pipe.incr(REDIS_PREFIX + key)
-        pipe.ttl(REDIS_PREFIX + key)
-        _, count, ttl = pipe.execute()
-        return count, max(ttl, 1)
+def per_user() -> str:
+    """The counter of the signed-in user (one per person, whichever account they work in)."""
+    return f"user:{current_user.id}"
+
+
+def hashed(value: str) -> str:
+    """A counter's key for a value that is no business of Redis or the logs (an email): its short hash."""
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def answer_refusal(error: RateLimitExceeded):
+    """The refusal's own page (_refusal's), else the friendly error page."""
+    return error.response if error.response is not None else handle_http_error(error)
 
 
 def init_app(app) -> None:
     """Check the configured limits now (a typo fails at start-up) and choose where counters live."""
-    for setting in ("UPLOAD_RATE_LIMIT",):
+    for setting in RATE_SETTINGS:
         parse_rate(app.config[setting])
-    app.extensions["ratelimit"] = RedisCounter(app.config["REDIS_URL"]) if app.config["REDIS_URL"] else MemoryCounter()
-
-
-def retry_after(name: str, user_id: int, rate: str) -> int | None:
-    """Count a request of user to name; None when within rate, else the seconds to wait."""
-    limit, period = parse_rate(rate)
-    try:
-        count, left = current_app.extensions["ratelimit"].hit(f"{name}:{user_id}", period)
-    except RedisError:  # Redis is down: better to let the user work than to refuse everyone
-        log.warning("rate limit %s not checked: counter unavailable", name, exc_info=True)
-        return None
-    return None if count <= limit else max(1, math.ceil(left))
-
-
-def rate_limited(name: str, setting: str, refused):
-    """Let each signed-in user call the view `setting` times per period; beyond, refused(seconds) as 429."""
-
-    def decorate(view):
-        @functools.wraps(view)
-        def wrapped(*args, **kwargs):
-            wait = retry_after(name, g.user.id, current_app.config[setting])
-            if wait is None:
-                return view(*args, **kwargs)
-            response = make_response(refused(wait))
-            response.status_code = 429
-            response.headers["Retry-After"] = str(wait)
-            return response
-
-        return wrapped
-
-    return decorate
+    app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] or "memory://"
+    limiter.init_app(app)
+    app.register_error_handler(RateLimitExceeded, answer_refusal)

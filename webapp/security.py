@@ -4,21 +4,26 @@ Unsafe requests must come from our own origin. FRAME_ANCESTORS does not widen th
 inside our iframe comes from our own document (the browser sends our origin and
 Sec-Fetch-Site: same-origin), and the dashboard around the iframe never posts to us. Trusting
 its origin would only let that dashboard forge requests with the user's cookie.
+
+The CSRF token is Flask-WTF's (CSRFProtect): the session holds a random token, pages carry it signed,
+in forms (FORM_FIELD) and in the X-CSRFToken header every HTMX request sends (hx-headers on <body>).
 """
-import hmac
-import secrets
 from urllib.parse import urlsplit
 
-from flask import current_app, request, session
+from flask import current_app, g, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError as TokenRefused
+from flask_wtf.csrf import CSRFProtect, generate_csrf
 from itsdangerous import BadSignature
 from werkzeug.exceptions import BadRequest, Forbidden
 
-SESSION_KEY = "csrf_token"
+SESSION_KEY = FORM_FIELD = "csrf_token"  # Flask-WTF keeps the session's token under the form field's name
 HEADER = "X-CSRFToken"
-FORM_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
+
+csrf = CSRFProtect()
 
 
 class CSRFError(BadRequest):
@@ -34,33 +39,26 @@ class CrossSiteError(Forbidden):
                    "Open Personas Import itself and try again.")
 
 
-def csrf_token() -> str:
-    """The session's CSRF token, created on first use."""
-    if SESSION_KEY not in session:
-        session[SESSION_KEY] = secrets.token_urlsafe(32)
-    return session[SESSION_KEY]
-
-
 def rotate_csrf_token() -> str:
-    """Replace the session's token (at sign-in, so a token seen before it is worthless)."""
-    session[SESSION_KEY] = secrets.token_urlsafe(32)
-    return session[SESSION_KEY]
+    """Replace the session's token (at sign-in, so a token seen before it is worthless); the new one, signed."""
+    session.pop(SESSION_KEY, None)
+    g.pop(SESSION_KEY, None)  # generate_csrf keeps the request's signed token there
+    return generate_csrf()
 
 
 def check_csrf() -> None:
-    """Refuse an unsafe request whose header or form token does not match the session's."""
+    """Refuse an unsafe request whose header or form token is not the session's (Flask-WTF checks it)."""
     if request.method in SAFE_METHODS:
         return
-    if "user_id" not in session and request.endpoint != "auth.login_post":
+    if not current_user.is_authenticated and request.endpoint != "auth.login_post":
         # Nobody is signed in, so nothing can be forged on anyone's behalf: the view sends them to sign in
         # (a session that expired mid-wizard then lands on the sign-in page, not on "form expired").
         return
-    expected = session.get(SESSION_KEY)
-    # The header first: reading the form of a large upload just to find the token is wasted work.
-    sent = request.headers.get(HEADER) or request.form.get(FORM_FIELD)
-    # Bytes: compare_digest refuses non-ASCII str, and a forged token must not become a 500.
-    if not expected or not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
-        raise CSRFError()
+    try:
+        csrf.protect()
+    except TokenRefused:
+        # Flask-WTF's reasons ("The CSRF tokens do not match.") are for developers: one message a user can act on.
+        raise CSRFError() from None
 
 
 def origin_of(url: str) -> str | None:
@@ -199,8 +197,18 @@ def init_app(app) -> None:
     if app.config.get("EMBEDDING"):
         app.config.update(cookie_settings(embedding=True))
     app.session_interface = SessionInterface()
+    app.config.update(
+        WTF_CSRF_CHECK_DEFAULT=False,  # check_csrf below decides when, after the cross-site check
+        WTF_CSRF_FIELD_NAME=FORM_FIELD,
+        WTF_CSRF_HEADERS=[HEADER],
+        # A form stays good as long as its session: a mapping left open over lunch still submits.
+        WTF_CSRF_TIME_LIMIT=None,
+        # Flask-WTF's HTTPS check wants a Referer; check_origin asks Sec-Fetch-Site and Origin instead,
+        # which browsers send even where a Referrer-Policy drops the Referer.
+        WTF_CSRF_SSL_STRICT=False,
+    )
+    csrf.init_app(app)  # also the csrf_token() template global
     # Cross-site first: a foreign page is refused as such, whatever token it guessed.
     app.before_request(check_origin)
     app.before_request(check_csrf)
     app.after_request(set_security_headers)
-    app.jinja_env.globals["csrf_token"] = csrf_token

@@ -6,6 +6,7 @@ changes an import carries the version it was shown for: a post for an import rem
 (another tab, a late second click) answers with the step as it now is, saying so, and does nothing.
 """
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, request, url_for
+from flask_login import current_user
 
 from webapp.auth import get_owned, get_owned_or_404, login_required, owner_required
 from webapp.config import upload_limits
@@ -16,7 +17,7 @@ from webapp.importer.fields import ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_n
 from webapp.importer.states import Changed
 from webapp.importer.templates import TEMPLATES, template_csv, template_filename, template_xlsx
 from webapp.models import Import, utcnow
-from webapp.ratelimit import rate_limited
+from webapp.ratelimit import limited, per_user
 from webapp.render import render, wants_partial
 from worker.queue import enqueue
 
@@ -112,7 +113,7 @@ def step(partial: str, title: str, status: int = 200, **context) -> Response:
 def upload_context() -> dict:
     """What the Upload step lists: known fields, templates, and this user's unfinished imports."""
     drafts = (Import.select()
-              .where((Import.account == g.account) & (Import.user == g.user)
+              .where((Import.account == g.account) & (Import.user == current_user)
                      & Import.status.in_(flow.BEFORE_SUBMIT))
               .order_by(Import.created_at.desc(), Import.id.desc()).limit(5))
     return {"fields": FIELDS.values(), "templates": TEMPLATES.values(), "drafts": list(drafts),
@@ -135,7 +136,7 @@ def too_many_uploads(wait: int) -> Response:
 
 @bp.post("/new")
 @owner_required
-@rate_limited("upload", "UPLOAD_RATE_LIMIT", too_many_uploads)
+@limited("UPLOAD_RATE_LIMIT", per_user, too_many_uploads)
 def upload_post():
     """Store the uploaded file as a new import and show what was found in it."""
     file = request.files.get("file")
@@ -143,7 +144,7 @@ def upload_post():
         return step("_upload.html", "Upload a file", status=422, error="Choose a CSV or Excel file to upload.",
                     **upload_context())
     try:
-        upload = flow.start_upload(g.account, g.user, file.filename, file.stream, limits())
+        upload = flow.start_upload(g.account, current_user, file.filename, file.stream, limits())
     except FileRefused as refused:
         return step("_upload.html", "Upload a file", status=422, error=refused.message, file_name=file.filename,
                     **upload_context())
@@ -362,7 +363,8 @@ def review_post(import_id: int):
     if not request.form.get("accept_terms"):
         return review_step(upload, status=422, error=ACCEPT_TERMS, opt_in_sms=opt_in_sms, opt_in_email=opt_in_email)
     try:
-        flow.submit(upload, g.user, request.remote_addr, current_app.config["TERMS_VERSION"], opt_in_sms, opt_in_email)
+        flow.submit(upload, current_user, request.remote_addr, current_app.config["TERMS_VERSION"],
+                    opt_in_sms, opt_in_email)
     except FileRefused as refused:
         return review_step(upload, status=422, error=refused.message)
     start_job("import", upload)

@@ -79,7 +79,7 @@ def test_switch_and_sign_out_after_frame_ancestors_changed(live, new_context, sh
     expect(page).to_have_url(re.compile(r"/login"))
     shot(page, "02-signed-out")
     serializer = live.app.session_interface.get_signing_serializer(live.app)
-    assert all("user_id" not in serializer.loads(c["value"]) for c in _session_cookies(context))
+    assert all("_user_id" not in serializer.loads(c["value"]) for c in _session_cookies(context))
     assert len(_session_cookies(context)) <= 1  # at most the sign-in page's own, anonymous one
     _signed_out(page, live)
 

@@ -12,6 +12,7 @@ import polars as pl
 
 GROUP_SCHEMA = {"seq": pl.Int64, "group": pl.Int64}
 KEY_SCHEMA = {"seq": pl.Int64, "email": pl.UInt64, "phone": pl.UInt64}
+LINK_SLICE = 20_000
 
 
 def row_keys(rows: pl.DataFrame) -> pl.DataFrame:
@@ -31,35 +32,57 @@ def groups(keys: pl.DataFrame, matched: pl.DataFrame) -> pl.DataFrame:
 
     keys: seq and key hashes of the live rows (row_keys); matched: seq, email_id, phone_id of those matching.
     """
-    personas = pl.concat([matched.select("seq", persona="email_id"), matched.select("seq", persona="phone_id")])
-    personas = personas.drop_nulls().unique()
+    # A row's two personas, once when they are one: (seq, persona) is unique without a unique(), which
+    # cost a million rows' validation 230 MB.
+    other = matched.filter(pl.col("email_id").is_null() | (pl.col("phone_id") != pl.col("email_id")))
+    personas = pl.concat([matched.select("seq", persona="email_id"), other.select("seq", persona="phone_id")])
+    personas = personas.drop_nulls()
     shared = pl.concat([
         _shared(keys.select("seq", key="email"), "email"), _shared(keys.select("seq", key="phone"), "phone"),
         _shared(personas.select("seq", key=pl.col("persona").cast(pl.UInt64)), "persona")])
     if shared.is_empty():
         return pl.DataFrame(schema=GROUP_SCHEMA)
-    parent: dict[int, int] = {}
+    rows = _UnionFind()
+    linked = shared.group_by("kind", "key").agg(pl.col("seq").sort())["seq"]
+    # A slice of the keys at a time as Python lists, however many rows interact.
+    for start in range(0, len(linked), LINK_SLICE):
+        for seqs in linked.slice(start, LINK_SLICE).to_list():
+            rows.join(seqs)
+    return rows.frame()
 
-    def root(seq: int) -> int:
+
+class _UnionFind:
+    """Rows joined into groups, each named by its first row (the smallest seq)."""
+
+    def __init__(self):
+        self.parent: dict[int, int] = {}
+
+    def root(self, seq: int) -> int:
+        parent = self.parent
         while parent[seq] != seq:
             parent[seq] = parent[parent[seq]]
             seq = parent[seq]
         return seq
 
-    for seqs in shared.group_by("kind", "key").agg(pl.col("seq").sort())["seq"].to_list():
+    def join(self, seqs: list[int]) -> None:
+        """Put these rows (sorted) in one group."""
         for seq in seqs:
-            parent.setdefault(seq, seq)
-        first = root(seqs[0])
+            self.parent.setdefault(seq, seq)
+        first = self.root(seqs[0])
         for seq in seqs[1:]:
-            other = root(seq)
+            other = self.root(seq)
             if other != first:
-                # The smaller seq stays the root, so a group is named by its first row.
                 first, other = min(first, other), max(first, other)
-                parent[other] = first
-    return pl.DataFrame({"seq": list(parent), "group": [root(seq) for seq in parent]}, schema=GROUP_SCHEMA).sort("seq")
+                self.parent[other] = first
+
+    def frame(self) -> pl.DataFrame:
+        """(seq, group) of every row joined, by seq."""
+        seqs = list(self.parent)
+        return pl.DataFrame({"seq": seqs, "group": [self.root(seq) for seq in seqs]}, schema=GROUP_SCHEMA).sort("seq")
 
 
 def _shared(links: pl.DataFrame, kind: str) -> pl.DataFrame:
     """The (seq, key) links whose key more than one row has."""
-    links = links.drop_nulls("key")
-    return links.filter(links["key"].is_duplicated()).select("seq", "key", kind=pl.lit(kind))
+    # Sorted, a key's rows lie together: is_duplicated's hash table of a million keys took 50 MB more.
+    links, key = links.drop_nulls("key").sort("key"), pl.col("key")
+    return links.filter((key == key.shift(1)) | (key == key.shift(-1))).select("seq", "key", kind=pl.lit(kind))

@@ -103,13 +103,13 @@ class PartStates:
     temp file by part, for the parts to take in turn (a context manager).
 
     Part by part, by "= ANY" of their ids, 750,000 personas cost ~9 µs an id in index probes; one join over
-    the table reads them all in a few seconds. Its COPY goes to a file as it comes; then polars reads that in batches and keeps each batch's
-    rows, split by part, as compressed pieces, so no more than a batch is held in memory. SQLite reads each
+    the table reads them all in a few seconds. Its COPY goes to a file as it comes, marked off in batches; polars reads a batch at a time and
+    keeps its rows, split by part, as compressed pieces, so no more than a batch is held in memory. SQLite reads each
     part's state when asked.
     """
 
     TABLE = "import_state_ids"
-    BATCH_ROWS = 50_000
+    BATCH_ROWS = 20_000
 
     def __init__(self, account_id: int, wanted: pl.DataFrame):
         """wanted: (id, part), the personas whose state each part needs."""
@@ -137,16 +137,16 @@ class PartStates:
                f"LEFT JOIN (SELECT persona_id, string_agg(name, E'{NAME_JOIN}') AS attributes "
                f'FROM "{ATTRIBUTES}" WHERE persona_id IN (SELECT id FROM {self.TABLE}) GROUP BY persona_id) AS a '
                "ON a.persona_id = p.id")
-        with tempfile.TemporaryDirectory(prefix="personas-state-") as folder:
-            path = os.path.join(folder, "state.csv")
-            with db.atomic(), open(path, "wb") as out:
-                db.execute_sql(f"CREATE TEMP TABLE {self.TABLE} (id bigint, part integer) ON COMMIT DROP")
-                bulk.insert_frame(self.TABLE, wanted.select(pl.col("id"), pl.col("part").cast(pl.Int32)))
-                db.execute_sql(f"ANALYZE {self.TABLE}")
-                db.cursor().copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", out, size=1 << 20)
+        with tempfile.TemporaryFile() as text, db.atomic():
+            db.execute_sql(f"CREATE TEMP TABLE {self.TABLE} (id bigint, part integer) ON COMMIT DROP")
+            bulk.insert_frame(self.TABLE, wanted.select(pl.col("id"), pl.col("part").cast(pl.Int32)))
+            db.execute_sql(f"ANALYZE {self.TABLE}")
+            batches = _Batches(text, self.BATCH_ROWS)
+            db.cursor().copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", batches, size=1 << 20)
             columns = {"part": pl.Int32, **{name: pl.String for name in self.schema}}
-            text = pl.scan_csv(path, has_header=False, schema=columns)
-            for batch in text.collect_batches(chunk_size=self.BATCH_ROWS):
+            for start, end in batches.bounds():
+                batch = pl.read_csv(io.BytesIO(os.pread(text.fileno(), end - start, start)), has_header=False,
+                                    schema=columns)
                 for key, piece in batch.partition_by("part", as_dict=True, include_key=False).items():
                     data = staging.encode(piece)
                     self.pieces[key[0]].append((self.file.tell(), len(data)))
@@ -162,6 +162,26 @@ class PartStates:
         if not pieces:
             return pl.DataFrame(schema=self.schema)
         return _typed(pl.concat(pieces), self.schema).with_columns(pl.col("attributes").list.sort())
+
+
+class _Batches:
+    """A COPY's rows to a file, where every rows rows ends a batch (COPY hands over one row a write)."""
+
+    def __init__(self, file, rows: int):
+        self.file, self.rows, self.count, self.ends = file, rows, 0, []
+
+    def write(self, row: bytes) -> None:
+        self.file.write(row)
+        self.count += 1
+        if self.count == self.rows:
+            self.ends.append(self.file.tell())
+            self.count = 0
+
+    def bounds(self) -> list[tuple[int, int]]:
+        """(start, end) of each batch in the file."""
+        self.file.flush()
+        ends = [*self.ends, self.file.tell()] if self.count else self.ends
+        return list(zip([0, *ends], ends))
 
 
 def _typed(text: pl.DataFrame, schema: dict) -> pl.DataFrame:

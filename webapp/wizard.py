@@ -9,10 +9,12 @@ from flask import Blueprint, Response, abort, current_app, flash, g, redirect, r
 
 from webapp.auth import get_owned, get_owned_or_404, login_required, owner_required
 from webapp.config import upload_limits
-from webapp.importer import flow, same_file
+from webapp.importer import flow, remembered, same_file
 from webapp.importer.errors import FileRefused
 from webapp.importer.progress import progress as progress_of
-from webapp.importer.fields import ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target
+from webapp.importer.fields import (
+    ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target, validate_mapping,
+)
 from webapp.importer.states import Changed
 from webapp.importer.templates import TEMPLATES, template_csv, template_filename, template_xlsx
 from webapp.models import Import, utcnow
@@ -241,14 +243,17 @@ def remove_post(import_id: int):
 # ---------------------------------------------------------------- step 3: map
 
 def mapping_rows(upload: Import, mapping: dict) -> list[dict]:
-    """One row per file column: index, header, samples, the chosen target and attribute name."""
+    """One row per file column: index, header, samples, the chosen target and attribute name, and the note
+    saying the choice came from an earlier import (while it is still the choice)."""
     rows = []
     for index, header in enumerate(upload.headers):
         target = mapping.get(header, IGNORE)
         name = attribute_name(target)
+        note = (upload.prefilled or {}).get(header)
         rows.append({"index": index, "header": header, "samples": (upload.samples.get(header) or [])[:3],
                      "target": ATTRIBUTE if name is not None else target,
-                     "attribute": name if name is not None else header})
+                     "attribute": name if name is not None else header,
+                     "note": note if note and note["target"] == target else None})
     return rows
 
 
@@ -262,11 +267,11 @@ def conflicting(mapping: dict) -> set[str]:
     return {h for headers in columns.values() if len(headers) > 1 for h in headers}
 
 
-def mapping_step(upload: Import, mapping: dict, status: int = 200, errors=()) -> Response:
-    """Render step 3 with this mapping (the saved one, or the user's rejected choices and their errors)."""
+def mapping_step(upload: Import, mapping: dict, status: int = 200, errors=(), focus: int | None = None) -> Response:
+    """Render step 3 with this mapping (the saved one, or the user's choices and their errors); focus: a column."""
     return step("_mapping.html", "Map the columns", status=status, upload=upload, fields=FIELDS.values(),
                 rows=mapping_rows(upload, mapping), errors=list(errors),
-                conflicts=conflicting(mapping) if errors else set())
+                conflicts=conflicting(mapping) if errors else set(), focus=focus)
 
 
 @bp.get("/<int:import_id>/mapping")
@@ -310,6 +315,23 @@ def mapping_post(import_id: int):
     flow.queue_validation(upload)
     start_job("validate", upload)
     return go_to(upload, "wizard.review_get")
+
+
+@bp.post("/<int:import_id>/mapping/check")
+@owner_required
+def mapping_check_post(import_id: int):
+    """Step 3 again for the choices as they stand (a select changed, or a column reset): its errors, nothing saved."""
+    upload, elsewhere = load_mappable(import_id, shown)
+    if elsewhere:
+        return elsewhere
+    mapping = parse_mapping(upload, request.form)
+    reset = request.form.get("reset", type=int)
+    if reset is not None and 0 <= reset < len(upload.headers):
+        header = upload.headers[reset]
+        mapping[header] = remembered.automatic(upload, header)
+    else:
+        reset = None
+    return mapping_step(upload, mapping, errors=validate_mapping(mapping), focus=reset)
 
 
 # ---------------------------------------------------------------- step 4: review

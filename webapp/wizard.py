@@ -9,7 +9,7 @@ from flask import Blueprint, Response, abort, current_app, flash, g, redirect, r
 
 from webapp.auth import get_owned, get_owned_or_404, login_required, owner_required
 from webapp.config import upload_limits
-from webapp.importer import flow, remembered, same_file
+from webapp.importer import drafts, flow, remembered, same_file
 from webapp.importer.errors import FileRefused
 from webapp.importer.progress import progress as progress_of
 from webapp.importer.fields import (
@@ -20,6 +20,7 @@ from webapp.importer.templates import TEMPLATES, template_csv, template_filename
 from webapp.models import Import, utcnow
 from webapp.ratelimit import rate_limited
 from webapp.render import render, wants_partial
+from webapp.words import counted
 from worker.queue import enqueue
 
 bp = Blueprint("wizard", __name__, url_prefix="/imports")
@@ -113,12 +114,12 @@ def step(partial: str, title: str, status: int = 200, **context) -> Response:
 
 def upload_context() -> dict:
     """What the Upload step lists: known fields, templates, and this user's unfinished imports."""
-    drafts = (Import.select()
-              .where((Import.account == g.account) & (Import.user == g.user)
-                     & Import.status.in_(flow.BEFORE_SUBMIT))
-              .order_by(Import.created_at.desc(), Import.id.desc()).limit(5))
-    return {"fields": FIELDS.values(), "templates": TEMPLATES.values(), "drafts": list(drafts),
-            "max_mb": current_app.config["MAX_UPLOAD_MB"], "step_of": step_endpoint}
+    unfinished = (Import.select()
+                  .where((Import.account == g.account) & (Import.user == g.user) & drafts.unfinished_where())
+                  .order_by(Import.created_at.desc(), Import.id.desc()).limit(5))
+    return {"fields": FIELDS.values(), "templates": TEMPLATES.values(), "drafts": list(unfinished),
+            "max_mb": current_app.config["MAX_UPLOAD_MB"], "step_of": step_endpoint,
+            "discardable": drafts.discardable, "draft_days": drafts.DRAFT_DAYS}
 
 
 @bp.get("/new")
@@ -130,8 +131,7 @@ def upload_get():
 
 def too_many_uploads(wait: int) -> Response:
     """Step 1 again, saying when the next upload will be accepted (the upload rate limit's answer)."""
-    error = (f"You have uploaded many files in a short time. Wait {wait} second{'s' if wait != 1 else ''}, "
-             "then upload your file again.")
+    error = f"You have uploaded many files in a short time. Wait {counted(wait, 'second')}, then upload your file again."
     return step("_upload.html", "Upload a file", status=429, error=error, **upload_context())
 
 
@@ -237,7 +237,50 @@ def remove_post(import_id: int):
     if elsewhere:
         return elsewhere
     flow.discard(upload)
+    flash(drafts.removed_message(upload), "success")
     return go_to(None)
+
+
+# Where a discard from a list goes back to: the list it was pressed in.
+DISCARD_BACK = {"history": "imports.history", "upload": "wizard.upload_get"}
+NOT_DISCARDED = "This import changed in another tab since this page was shown, so it was not removed."
+GONE = "This import was already removed."
+
+
+@bp.post("/<int:import_id>/discard")
+@owner_required
+def discard_post(import_id: int):
+    """Remove an unfinished import with its file, from the history or the Upload step's list; back to that list."""
+    back = DISCARD_BACK.get(request.form.get("back", ""), "wizard.upload_get")
+    upload = get_owned(Import, import_id)
+    if upload is None:
+        flash(GONE, "warning")
+        return back_to(back, 404)
+    if request.form.get("version", type=int) != upload.version:
+        flash(NOT_DISCARDED, "warning")
+        return back_to(back, 409)
+    try:
+        flow.discard(upload)
+    except FileRefused as refused:
+        flash(refused.message, "error")
+        return back_to(back, 409)
+    except Changed:
+        flash(NOT_DISCARDED, "warning")
+        return back_to(back, 409)
+    flash(drafts.removed_message(upload), "success")
+    return back_to(back)
+
+
+def back_to(endpoint: str, status: int = 200) -> Response:
+    """A list page after a post: a 303 to it when all went well without HTMX, else the list itself with status."""
+    url = url_for(endpoint)
+    if status == 200 and not wants_partial():
+        return redirect(url, 303)
+    response = current_app.view_functions[endpoint]()
+    response.status_code = status
+    if wants_partial():
+        response.headers["HX-Push-Url"] = url
+    return response
 
 
 # ---------------------------------------------------------------- step 3: map

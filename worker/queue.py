@@ -170,17 +170,26 @@ def sweep_seconds() -> float:
     return float(os.environ.get("IMPORT_SWEEP_SECONDS") or SWEEP_SECONDS)
 
 
+def expire_drafts() -> list[int]:
+    """Remove the drafts nobody touched for drafts.DRAFT_DAYS, with their stored files (a reaper's chore)."""
+    from webapp.importer import drafts
+
+    with connected():
+        return drafts.expire()
+
+
 def start_reaper(redis_url: str | None, lock=None) -> threading.Thread:
-    """A daemon thread that requeues dead imports every sweep_seconds() (holding lock while it works)."""
+    """A daemon thread that requeues dead imports and expires old drafts every sweep_seconds() (holding lock)."""
 
     def sweep():
         while True:
             time.sleep(sweep_seconds())
-            try:
-                with lock or nullcontext():
-                    requeue_stale(redis_url)
-            except Exception:  # noqa: BLE001 - the reaper must outlive a database or Redis hiccup
-                log.warning("reaper sweep failed", exc_info=True)
+            for chore in (lambda: requeue_stale(redis_url), expire_drafts):
+                try:
+                    with lock or nullcontext():
+                        chore()
+                except Exception:  # noqa: BLE001 - the reaper must outlive a database or Redis hiccup
+                    log.warning("reaper sweep failed", exc_info=True)
 
     thread = threading.Thread(target=sweep, name="import-reaper", daemon=True)
     thread.start()

@@ -27,7 +27,8 @@ def test_a_draft_is_discarded_from_the_history_with_its_file(owner_client, csrf)
     draft_row = re.search(r'<tr id="import-%d">.*?</tr>' % import_id, history, re.S).group(0)
     done_row = re.search(r'<tr id="import-%d">.*?</tr>' % done.id, history, re.S).group(0)
     assert f'action="/imports/{import_id}/discard"' in draft_row and 'name="back" value="history"' in draft_row
-    assert 'name="csrf_token"' in draft_row and f'name="version" value="{Import.get_by_id(import_id).version}"' in draft_row
+    version = Import.get_by_id(import_id).version
+    assert 'name="csrf_token"' in draft_row and f'name="version" value="{version}"' in draft_row
     assert "hx-confirm=\"Remove the unfinished import “unfinished.csv”" in draft_row
     assert "/discard" not in done_row  # a submitted import is never discarded, only its file deleted
 
@@ -129,6 +130,7 @@ def test_the_upload_step_offers_one_way_to_upload(owner_client):
     outside_noscript = re.sub(r"<noscript>.*?</noscript>", "", page, flags=re.S)
     # With script a chosen file uploads by itself (upload.js shows the hint): no second "Upload" button.
     assert re.findall(r"<button[^>]*>\s*Upload\s*</button>", outside_noscript) == []
-    assert '<p class="hint" data-auto-upload hidden>The upload starts by itself once you choose or drop a file.</p>' in page
+    hint = "The upload starts by itself once you choose or drop a file."
+    assert f'<p class="hint" data-auto-upload hidden>{hint}</p>' in page
     # Without script the browser shows the noscript button, the only way to send the chosen file.
     assert '<noscript><div class="actions"><button type="submit" class="btn">Upload</button></div></noscript>' in page

@@ -131,7 +131,8 @@ def upload_get():
 
 def too_many_uploads(wait: int) -> Response:
     """Step 1 again, saying when the next upload will be accepted (the upload rate limit's answer)."""
-    error = f"You have uploaded many files in a short time. Wait {counted(wait, 'second')}, then upload your file again."
+    error = (f"You have uploaded many files in a short time. Wait {counted(wait, 'second')}, "
+             "then upload your file again.")
     return step("_upload.html", "Upload a file", status=429, error=error, **upload_context())
 
 

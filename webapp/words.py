@@ -1,4 +1,4 @@
-"""Numbers, counted nouns and dates as people read them: "1 persona", "50,021 personas", "12 Nov" (every template's one way)."""
+"""Numbers, counted nouns and dates as people read them: "1 persona", "50,021 personas", "12 Nov" (one way for all)."""
 import datetime
 
 

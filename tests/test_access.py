@@ -49,8 +49,10 @@ ROUTES = {
     "wizard.sheet_post": (OWNER, ("path import_id",)),
     "wizard.header_post": (OWNER, ("path import_id",)),
     "wizard.remove_post": (OWNER, ("path import_id",)),
+    "wizard.discard_post": (OWNER, ("path import_id",)),
     "wizard.mapping_get": (OWNER, ("path import_id",)),
     "wizard.mapping_post": (OWNER, ("path import_id",)),
+    "wizard.mapping_check_post": (OWNER, ("path import_id",)),
     "wizard.review_get": (OWNER, ("path import_id",)),
     "wizard.review_counts_get": (OWNER, ("path import_id",)),
     "wizard.review_post": (OWNER, ("path import_id",)),
@@ -76,6 +78,8 @@ def form_for(endpoint: str, ids: dict) -> dict:
         "wizard.sheet_post": {"sheet": "Sheet1"},
         "wizard.header_post": {"header_line": "1"},
         "wizard.mapping_post": {"target-0": "email"},
+        "wizard.mapping_check_post": {"target-0": "email", "reset": "0"},
+        "wizard.discard_post": {"back": "history"},
         "wizard.review_post": {"accept_terms": "1", "opt_in_sms": "1"},
     }.get(endpoint, {})
 

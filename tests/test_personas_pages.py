@@ -172,3 +172,21 @@ def test_phones_show_in_the_accounts_national_format_and_foreign_ones_internatio
     page = owner_client.get("/personas").get_data(as_text=True)
     assert '<span title="+14155550100">(415) 555-0100</span>' in page
     assert '<span title="+442079460958">+44 20 7946 0958</span>' in page
+
+
+def test_the_audit_trail_names_fields_by_their_labels_and_badges_say_what_they_mean(owner_client, account_a,
+                                                                                     make_persona):
+    persona = make_persona(account_a, email="bo@example.com", email_opt_in=True)
+    AuditEntry.create(account=account_a, persona_id=persona.id, import_id=9, row=3, action="updated",
+                      changes={"sms_opt_in": [False, True], "external_id": ["A1", "B2"],
+                               "attributes": [[], ["veteran"]], "email_opt_out": [True, False]})
+    page = owner_client.get(f"/personas/{persona.id}").get_data(as_text=True)
+    history = page[page.index('id="history-h"'):]
+    names = re.findall(r'<span class="field-name">([^<]+)</span>', history)
+    assert names == ["Custom attributes", "Explicit Email Opt-out", "External ID", "Opt-in SMS"]  # sorted by column
+    assert "sms opt in" not in history and "external id" not in history
+    # Neither opted in nor out: said in words, not with a dash.
+    assert "SMS not opted in</span>" in page and "SMS –" not in page
+    assert 'title="SMS: neither opted in nor opted out"' in page
+    listing = owner_client.get("/personas").get_data(as_text=True)
+    assert "SMS not opted in" in listing and "✓</span> Email" in listing

@@ -81,3 +81,21 @@ def test_an_import_refreshes_stale_planner_statistics_of_the_persona_table(app, 
     personas_io.refresh_statistics()
 
     assert db.execute_sql("SELECT reltuples FROM pg_class WHERE relname = 'persona'").fetchone()[0] == 3
+
+
+def test_a_version_10_database_gets_the_mapping_notes_and_draft_touch_columns(app, account_a, owner_a):
+    from webapp.models import Import, RememberedMapping
+
+    upload = Import.create(account=account_a, user=owner_a, file_name="before.csv", mapping={"Email": "email"})
+    RememberedMapping.create(account=account_a, header_key="email", target="email")
+    for table, column in (("imports", "prefilled"), ("imports", "touched_at"), ("remembered_mapping", "import_id"),
+                          ("remembered_mapping", "remembered_at")):
+        db.execute_sql(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
+    SchemaVersion.update(version=10).execute()
+
+    assert init_schema() == CURRENT_VERSION
+    row = Import.get_by_id(upload.id)  # the draft kept, with nothing pre-filled and its upload as its last touch
+    assert (row.file_name, row.mapping, row.prefilled, row.touched_at) == ("before.csv", {"Email": "email"}, {}, None)
+    memory = RememberedMapping.get()
+    assert (memory.target, memory.import_id, memory.remembered_at) == ("email", None, None)
+    assert init_schema() == CURRENT_VERSION  # idempotent

@@ -78,7 +78,21 @@ def seed_demo_command():
     click.echo(f"Demo owner created. Sign in as owner@example.com with password: {password}")
 
 
-COMMANDS = [init_db_command, create_account_command, create_user_command, seed_demo_command]
+@click.command("expire-drafts")
+@click.option("--days", type=click.IntRange(min=0), default=None,
+              help="Remove drafts untouched for this many days (default: the workers' 7).")
+@with_appcontext
+def expire_drafts_command(days):
+    """Remove unfinished imports nobody touched for days, with their stored files (workers do this on their own)."""
+    from webapp.importer import drafts
+    from webapp.words import counted
+
+    removed = drafts.expire(drafts.DRAFT_DAYS if days is None else days)
+    click.echo(f"Removed {counted(len(removed), 'unfinished import')}"
+               + (f": {', '.join(f'#{i}' for i in removed)}." if removed else "."))
+
+
+COMMANDS = [init_db_command, create_account_command, create_user_command, seed_demo_command, expire_drafts_command]
 
 
 def register_commands(app):

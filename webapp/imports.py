@@ -4,10 +4,10 @@ from flask_login import current_user
 from peewee import JOIN
 
 from webapp.auth import get_owned_or_404, login_required, owner_required
-from webapp.importer import flow
+from webapp.importer import drafts, flow
 from webapp.importer.progress import progress as progress_of
 from webapp.importer.errors import FileRefused
-from webapp.importer.fields import FIELDS, IGNORE, attribute_name
+from webapp.importer.fields import label
 from webapp.importer.revert import claim_revert
 from webapp.importer.revert import preview as revert_preview
 from webapp.importer.states import REVERTIBLE, resumable
@@ -73,7 +73,8 @@ def history():
     from webapp.wizard import step_endpoint
 
     return render("imports/history.html", "imports/_history.html", listing=page, step_of=step_endpoint,
-                  submitted=flow.is_submitted, revertible=REVERTIBLE, working=flow.WORKING, resumable=resumable)
+                  submitted=flow.is_submitted, revertible=REVERTIBLE, working=flow.WORKING, resumable=resumable,
+                  discardable=drafts.discardable)
 
 
 @bp.get("/<int:import_id>/report.csv")
@@ -163,11 +164,6 @@ def revert_result(import_id: int):
 
 
 @bp.app_template_filter()
-def field_label(target: str) -> str:
-    """A mapping target as users see it: "Email", "Custom attribute “veteran”", "Ignore"."""
-    if target == IGNORE:
-        return "Ignore"
-    name = attribute_name(target)
-    if name is not None:
-        return f"Custom attribute “{name}”"
-    return FIELDS[target].label if target in FIELDS else target
+def field_label(name: str) -> str:
+    """A field, mapping target or audited column as users see it: "Opt-in SMS", "Custom attribute “veteran”"."""
+    return label(name)

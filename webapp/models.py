@@ -120,6 +120,9 @@ class Import(BaseModel):
     headers = JSONField(default=list)
     samples = JSONField(default=dict)
     mapping = JSONField(default=dict)
+    # Columns whose pre-filled target came from a remembered mapping (importer/remembered.py): header ->
+    # {"target", "automatic", "import_id", "file_name", "on"}, for the Map step's note and reset.
+    prefilled = JSONField(default=dict)
     options = JSONField(default=dict)
     file_error = TextField(null=True)
     row_count = IntegerField(null=True)
@@ -145,6 +148,7 @@ class Import(BaseModel):
     audience_id = IntegerField(null=True)
     file_deleted = BooleanField(default=False)
     created_at = DateTimeField(default=utcnow)
+    touched_at = DateTimeField(null=True)  # its last move (states.move): drafts untouched for days expire
     queued_at = DateTimeField(null=True)
     started_at = DateTimeField(null=True)
     finished_at = DateTimeField(null=True)
@@ -316,9 +320,13 @@ class ReachedDigest(BaseModel):
 
 
 class RememberedMapping(BaseModel):
+    """The target an account last confirmed for a header, and the import it was confirmed for."""
+
     account = ForeignKeyField(Account, on_delete="CASCADE")
     header_key = CharField()
     target = CharField()
+    import_id = IntegerField(null=True)  # a plain id: the memory outlives a discarded draft
+    remembered_at = DateTimeField(null=True)
 
     class Meta:
         indexes = ((("account", "header_key"), True),)

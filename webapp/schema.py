@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
 from webapp.db import db, is_postgres
-from webapp.models import MODELS, Import, SchemaVersion, StagedChunk
+from webapp.models import MODELS, Import, RememberedMapping, SchemaVersion, StagedChunk
 
 REDUNDANT_INDEXES = ("upload_chunk_upload_id", "staged_row_upload_id", "import_problem_upload_id",
                      "persona_attribute_persona_id", "audience_member_audience_id")
@@ -39,6 +39,12 @@ MIGRATIONS: list = [
     lambda migrator: [db.execute_sql(f'ALTER TABLE "imports" ADD COLUMN "{name}" INTEGER NOT NULL DEFAULT 0')
                       for name in ("run_checkpoint", "stalls")
                       if name not in {column.name for column in db.get_columns("imports")}],
+    # 10 -> 11: the Map step names the import a remembered mapping came from; drafts untouched for days expire.
+    lambda migrator: [_add_column(migrator, "remembered_mapping", "import_id", RememberedMapping.import_id),
+                      _add_column(migrator, "remembered_mapping", "remembered_at", RememberedMapping.remembered_at),
+                      _add_column(migrator, "imports", "touched_at", Import.touched_at),
+                      None if "prefilled" in {column.name for column in db.get_columns("imports")} else
+                      db.execute_sql("""ALTER TABLE "imports" ADD COLUMN "prefilled" TEXT NOT NULL DEFAULT '{}'""")],
 ]
 # Foreign keys of the tables an import fills by the million. A checked row (one trigger and one lookup
 # each) cost more than the row itself: a million new personas with their audit entries and audience

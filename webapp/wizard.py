@@ -10,15 +10,18 @@ from flask_login import current_user
 
 from webapp.auth import get_owned, get_owned_or_404, login_required, owner_required
 from webapp.config import upload_limits
-from webapp.importer import flow, same_file
+from webapp.importer import drafts, flow, remembered, same_file
 from webapp.importer.errors import FileRefused
 from webapp.importer.progress import progress as progress_of
-from webapp.importer.fields import ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target
+from webapp.importer.fields import (
+    ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target, validate_mapping,
+)
 from webapp.importer.states import Changed
 from webapp.importer.templates import TEMPLATES, template_csv, template_filename, template_xlsx
 from webapp.models import Import, utcnow
 from webapp.ratelimit import limited, per_user
 from webapp.render import render, wants_partial
+from webapp.words import counted
 from worker.queue import enqueue
 
 bp = Blueprint("wizard", __name__, url_prefix="/imports")
@@ -112,12 +115,12 @@ def step(partial: str, title: str, status: int = 200, **context) -> Response:
 
 def upload_context() -> dict:
     """What the Upload step lists: known fields, templates, and this user's unfinished imports."""
-    drafts = (Import.select()
-              .where((Import.account == g.account) & (Import.user == current_user)
-                     & Import.status.in_(flow.BEFORE_SUBMIT))
-              .order_by(Import.created_at.desc(), Import.id.desc()).limit(5))
-    return {"fields": FIELDS.values(), "templates": TEMPLATES.values(), "drafts": list(drafts),
-            "max_mb": current_app.config["MAX_UPLOAD_MB"], "step_of": step_endpoint}
+    unfinished = (Import.select()
+                  .where((Import.account == g.account) & (Import.user == current_user) & drafts.unfinished_where())
+                  .order_by(Import.created_at.desc(), Import.id.desc()).limit(5))
+    return {"fields": FIELDS.values(), "templates": TEMPLATES.values(), "drafts": list(unfinished),
+            "max_mb": current_app.config["MAX_UPLOAD_MB"], "step_of": step_endpoint,
+            "discardable": drafts.discardable, "draft_days": drafts.DRAFT_DAYS}
 
 
 @bp.get("/new")
@@ -129,7 +132,7 @@ def upload_get():
 
 def too_many_uploads(wait: int) -> Response:
     """Step 1 again, saying when the next upload will be accepted (the upload rate limit's answer)."""
-    error = (f"You have uploaded many files in a short time. Wait {wait} second{'s' if wait != 1 else ''}, "
+    error = (f"You have uploaded many files in a short time. Wait {counted(wait, 'second')}, "
              "then upload your file again.")
     return step("_upload.html", "Upload a file", status=429, error=error, **upload_context())
 
@@ -236,20 +239,66 @@ def remove_post(import_id: int):
     if elsewhere:
         return elsewhere
     flow.discard(upload)
+    flash(drafts.removed_message(upload), "success")
     return go_to(None)
+
+
+# Where a discard from a list goes back to: the list it was pressed in.
+DISCARD_BACK = {"history": "imports.history", "upload": "wizard.upload_get"}
+NOT_DISCARDED = "This import changed in another tab since this page was shown, so it was not removed."
+GONE = "This import was already removed."
+
+
+@bp.post("/<int:import_id>/discard")
+@owner_required
+def discard_post(import_id: int):
+    """Remove an unfinished import with its file, from the history or the Upload step's list; back to that list."""
+    back = DISCARD_BACK.get(request.form.get("back", ""), "wizard.upload_get")
+    upload = get_owned(Import, import_id)
+    if upload is None:
+        flash(GONE, "warning")
+        return back_to(back, 404)
+    if request.form.get("version", type=int) != upload.version:
+        flash(NOT_DISCARDED, "warning")
+        return back_to(back, 409)
+    try:
+        flow.discard(upload)
+    except FileRefused as refused:
+        flash(refused.message, "error")
+        return back_to(back, 409)
+    except Changed:
+        flash(NOT_DISCARDED, "warning")
+        return back_to(back, 409)
+    flash(drafts.removed_message(upload), "success")
+    return back_to(back)
+
+
+def back_to(endpoint: str, status: int = 200) -> Response:
+    """A list page after a post: a 303 to it when all went well without HTMX, else the list itself with status."""
+    url = url_for(endpoint)
+    if status == 200 and not wants_partial():
+        return redirect(url, 303)
+    response = current_app.view_functions[endpoint]()
+    response.status_code = status
+    if wants_partial():
+        response.headers["HX-Push-Url"] = url
+    return response
 
 
 # ---------------------------------------------------------------- step 3: map
 
 def mapping_rows(upload: Import, mapping: dict) -> list[dict]:
-    """One row per file column: index, header, samples, the chosen target and attribute name."""
+    """One row per file column: index, header, samples, the chosen target and attribute name, and the note
+    saying the choice came from an earlier import (while it is still the choice)."""
     rows = []
     for index, header in enumerate(upload.headers):
         target = mapping.get(header, IGNORE)
         name = attribute_name(target)
+        note = (upload.prefilled or {}).get(header)
         rows.append({"index": index, "header": header, "samples": (upload.samples.get(header) or [])[:3],
                      "target": ATTRIBUTE if name is not None else target,
-                     "attribute": name if name is not None else header})
+                     "attribute": name if name is not None else header,
+                     "note": note if note and note["target"] == target else None})
     return rows
 
 
@@ -263,11 +312,11 @@ def conflicting(mapping: dict) -> set[str]:
     return {h for headers in columns.values() if len(headers) > 1 for h in headers}
 
 
-def mapping_step(upload: Import, mapping: dict, status: int = 200, errors=()) -> Response:
-    """Render step 3 with this mapping (the saved one, or the user's rejected choices and their errors)."""
+def mapping_step(upload: Import, mapping: dict, status: int = 200, errors=(), focus: int | None = None) -> Response:
+    """Render step 3 with this mapping (the saved one, or the user's choices and their errors); focus: a column."""
     return step("_mapping.html", "Map the columns", status=status, upload=upload, fields=FIELDS.values(),
                 rows=mapping_rows(upload, mapping), errors=list(errors),
-                conflicts=conflicting(mapping) if errors else set())
+                conflicts=conflicting(mapping) if errors else set(), focus=focus)
 
 
 @bp.get("/<int:import_id>/mapping")
@@ -311,6 +360,23 @@ def mapping_post(import_id: int):
     flow.queue_validation(upload)
     start_job("validate", upload)
     return go_to(upload, "wizard.review_get")
+
+
+@bp.post("/<int:import_id>/mapping/check")
+@owner_required
+def mapping_check_post(import_id: int):
+    """Step 3 again for the choices as they stand (a select changed, or a column reset): its errors, nothing saved."""
+    upload, elsewhere = load_mappable(import_id, shown)
+    if elsewhere:
+        return elsewhere
+    mapping = parse_mapping(upload, request.form)
+    reset = request.form.get("reset", type=int)
+    if reset is not None and 0 <= reset < len(upload.headers):
+        header = upload.headers[reset]
+        mapping[header] = remembered.automatic(upload, header)
+    else:
+        reset = None
+    return mapping_step(upload, mapping, errors=validate_mapping(mapping), focus=reset)
 
 
 # ---------------------------------------------------------------- step 4: review

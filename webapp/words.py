@@ -1,4 +1,5 @@
-"""Numbers and counted nouns as people read them: "1 persona", "50,021 personas" (every template's one way)."""
+"""Numbers, counted nouns and dates as people read them: "1 persona", "50,021 personas", "12 Nov" (one way for all)."""
+import datetime
 
 
 def number(value) -> str:
@@ -16,8 +17,18 @@ def counted(count, one: str, many: str | None = None) -> str:
     return f"{number(count)} {noun(count, one, many)}"
 
 
+def day_month(value, today: datetime.date | None = None) -> str:
+    """A date (or its ISO text) briefly: "12 Nov" this year, "12 Nov 2025" another year."""
+    day = datetime.date.fromisoformat(value[:10]) if isinstance(value, str) else value
+    if isinstance(day, datetime.datetime):
+        day = day.date()
+    today = today or datetime.datetime.now(datetime.timezone.utc).date()
+    return f"{day.day} {day:%b}" + ("" if day.year == today.year else f" {day.year}")
+
+
 def init_app(app) -> None:
-    """Make number, noun and counted filters of every template."""
+    """Make number, noun, counted and day_month filters of every template."""
     app.add_template_filter(number)
     app.add_template_filter(noun)
     app.add_template_filter(counted)
+    app.add_template_filter(day_month)

@@ -15,6 +15,7 @@ WAITING_MESSAGE = "Waiting for the import service to come back; it will start on
 FAILED_MESSAGE = "The import failed unexpectedly. Rows applied so far stay applied and none was applied twice."
 RETRY_MESSAGE = "The import was interrupted and is being resumed where it stopped."
 SWEEP_SECONDS = 30
+DRAFT_SWEEP_SECONDS = 3600  # how often a reaper also removes drafts untouched for days
 log = logging.getLogger(__name__)
 
 JOBS = {"validate": "worker.tasks.validate_import", "import": "worker.tasks.apply_import",
@@ -170,15 +171,28 @@ def sweep_seconds() -> float:
     return float(os.environ.get("IMPORT_SWEEP_SECONDS") or SWEEP_SECONDS)
 
 
+def expire_drafts() -> list[int]:
+    """Remove the drafts nobody touched for drafts.DRAFT_DAYS, with their stored files (a reaper's chore)."""
+    from webapp.importer import drafts
+
+    with connected():
+        return drafts.expire()
+
+
 def start_reaper(redis_url: str | None, lock=None) -> threading.Thread:
-    """A daemon thread that requeues dead imports every sweep_seconds() (holding lock while it works)."""
+    """A daemon thread that requeues dead imports every sweep_seconds() and expires old drafts hourly (holding lock)."""
 
     def sweep():
+        drafts_due = 0.0
         while True:
             time.sleep(sweep_seconds())
             try:
                 with lock or nullcontext():
                     requeue_stale(redis_url)
+                    # Drafts expire by the day: once an hour is soon enough, and spares the database.
+                    if time.monotonic() >= drafts_due:
+                        expire_drafts()
+                        drafts_due = time.monotonic() + DRAFT_SWEEP_SECONDS
             except Exception:  # noqa: BLE001 - the reaper must outlive a database or Redis hiccup
                 log.warning("reaper sweep failed", exc_info=True)
 

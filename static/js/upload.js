@@ -1,6 +1,7 @@
 // The import wizard's enhancements. Every step works without this file (plain forms and links);
-// with it: a chosen or dropped file uploads at once with a progress bar, the custom attribute name
-// shows only when "Custom attribute" is chosen, and focus moves to each new step's heading.
+// with it: a chosen or dropped file uploads at once with a progress bar (and the Upload step says so),
+// the custom attribute name shows only when "Custom attribute" is chosen, and focus moves to each new
+// step's heading.
 (function () {
   "use strict";
 
@@ -100,12 +101,21 @@
     var step = root.id === "wizard-step" ? root : (root.querySelector && root.querySelector("#wizard-step"));
     return step ? step.getAttribute("data-step") : null;
   }
+  // The upload starts by itself only with this script: say so where it runs.
+  function showAutoUpload(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll("[data-auto-upload]").forEach(function (hint) {
+      hint.hidden = false;
+    });
+  }
+
   // A deferred script runs once the page is parsed: the page's own step keeps its focus where it is.
   var currentStep = stepOf(document);
   syncAll(document);
+  showAutoUpload(document);
   document.addEventListener("htmx:load", function (event) {
     var root = event.target;
     syncAll(root);
+    showAutoUpload(root);
     var step = stepOf(root);
     if (step && step !== currentStep) {
       currentStep = step;

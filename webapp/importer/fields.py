@@ -197,6 +197,20 @@ def auto_match(
     return {header: mapping[header] for header in headers}
 
 
+# What audit entries name beside the catalogue's fields and custom attributes.
+OTHER_LABELS = {"attributes": "Custom attributes", "archived": "Archived", IGNORE: "Ignore"}
+
+
+def label(name: str) -> str:
+    """A field, mapping target or audited column as a marketer reads it: "Opt-in SMS", "Custom attribute “vip”"."""
+    attribute = attribute_name(name)
+    if attribute is not None:
+        return f"Custom attribute “{attribute}”"
+    if name in FIELDS:
+        return FIELDS[name].label
+    return OTHER_LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
 def _attribute_header(header) -> str | None:
     """The attribute an "Attribute: <name>" header names, else None."""
     text = str(header or "").strip()

@@ -3,16 +3,16 @@ import re
 from itertools import groupby
 
 from webapp.db import write_transaction
-from webapp.importer import lease, problem_rows, reasserted, staging, states, storage
+from webapp.importer import lease, problem_rows, reasserted, remembered, staging, states, storage
 from webapp.importer.cascade import delete_audiences
 from webapp.importer.engine import import_table
 from webapp.importer.errors import FileRefused
-from webapp.importer.fields import auto_match, normalize_header, validate_mapping
+from webapp.importer.fields import validate_mapping
 from webapp.importer.readers import ODS_MIMETYPE, OLE2_MAGIC, count_rows
 from webapp.importer.report import report_bytes
 from webapp.importer.storage import store_file
 from webapp.importer.states import BEFORE_SUBMIT, WORKING
-from webapp.models import Audience, Import, ImportProblem, ProblemRow, RememberedMapping, UploadChunk, utcnow
+from webapp.models import Audience, Import, ImportProblem, ProblemRow, UploadChunk, utcnow
 
 
 class Limits:
@@ -80,10 +80,11 @@ def describe(upload: Import, limits: Limits, sheet: str | None = None, header_li
         # A multi-sheet workbook, or a file without a header row, waits for the user's choice.
         found = {"file_error": refused.message, "sheet_names": refused.sheets or upload.sheet_names or [],
                  "kind": refused.header_kind or workbook_kind(upload),
-                 "sheet": sheet, "header_line": header_line, "headers": [], "samples": {}, "mapping": {}}
+                 "sheet": sheet, "header_line": header_line, "headers": [], "samples": {}, "mapping": {},
+                 "prefilled": {}}
     else:
-        found.update(file_error=None, mapping=auto_match(found["headers"], remembered_mappings(upload.account_id),
-                                                         found["samples"]))
+        mapping, prefilled = remembered.prefill(upload.account_id, found["headers"], found["samples"], upload.id)
+        found.update(file_error=None, mapping=mapping, prefilled=prefilled)
     with write_transaction():
         _unstage(upload, "describe", row_count=None, **found)
     return upload
@@ -98,12 +99,6 @@ def workbook_kind(upload: Import) -> str:
     return "ods" if ODS_MIMETYPE in head else "xlsx"  # an .ods zip opens with its mimetype, stored
 
 
-def remembered_mappings(account_id: int) -> dict:
-    """The targets this account confirmed before, by normalized header."""
-    query = RememberedMapping.select().where(RememberedMapping.account == account_id)
-    return {m.header_key: m.target for m in query}
-
-
 def set_mapping(upload: Import, mapping: dict[str, str]) -> list[str]:
     """Check and save the user's mapping, remembering it for the account; returns the errors (states.Changed)."""
     errors = validate_mapping(mapping)
@@ -111,13 +106,7 @@ def set_mapping(upload: Import, mapping: dict[str, str]) -> list[str]:
         return errors
     with write_transaction():
         _unstage(upload, "map", mapping=mapping)
-        # A header longer than any real one is not worth remembering (and would not fit the index).
-        rows = [{"account": upload.account_id, "header_key": normalize_header(h), "target": t}
-                for h, t in mapping.items() if len(normalize_header(h)) <= 200]
-        if rows:
-            RememberedMapping.insert_many(rows).on_conflict(
-                conflict_target=[RememberedMapping.account, RememberedMapping.header_key],
-                preserve=[RememberedMapping.target]).execute()
+        remembered.remember(upload, mapping)
     return []
 
 

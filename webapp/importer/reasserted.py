@@ -11,7 +11,7 @@ import datetime
 import polars as pl
 
 from webapp.importer import staging
-from webapp.importer.fields import CHANNELS, FIELDS, PLAIN_FIELDS, attribute_name, opt_fields
+from webapp.importer.fields import CHANNELS, FIELDS, PLAIN_FIELDS, attribute_name, label, opt_fields
 from webapp.models import AudienceMember, Import, Persona, ReachedDigest
 
 SETTLED = ("completed", "failed")
@@ -168,8 +168,3 @@ def why(name: str, later: Import) -> str:
     return f"{label(name)} kept: a later import set the same value (import #{later.id})"
 
 
-def label(name: str) -> str:
-    """A field (or "attribute:<name>") as a marketer reads it."""
-    if name.startswith("attribute:"):
-        return f'Attribute "{name.split(":", 1)[1]}"'
-    return FIELDS[name].label if name in FIELDS else name.replace("_", " ")

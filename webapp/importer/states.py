@@ -11,7 +11,7 @@ the version it read and under the lease it holds. Every move bumps the version, 
 """
 from dataclasses import dataclass
 
-from webapp.models import Import
+from webapp.models import Import, utcnow
 
 DRAFT, VALIDATING, VALIDATED = "draft", "validating", "validated"
 QUEUED, RUNNING, COMPLETED, FAILED = "queued", "running", "completed", "failed"
@@ -90,6 +90,8 @@ def move(import_id: int, name: str, *, version: int | None = None, held=ANY, whe
         expected &= where
     if rule.to is not None:
         changes["status"] = rule.to
+    # Every move touches the import: an unfinished draft nobody moved for days expires (importer/drafts.py).
+    changes.setdefault("touched_at", utcnow())
     return Import.update(**changes, version=Import.version + 1).where(expected).execute() == 1
 
 

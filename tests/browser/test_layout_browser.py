@@ -335,3 +335,24 @@ def test_embedded_layout_navigates_to_personas_audiences_and_imports(live_factor
     scroll_width, inner_width = app.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     page.screenshot(path=str(shots_dir / f"{viewport['width']}-embedded-audiences.png"), full_page=True, caret="initial")
     assert scroll_width <= inner_width, f"the embedded page is {scroll_width} px wide in a {inner_width} px frame"
+
+
+def test_long_unbroken_names_and_values_fit_a_phone(page, live, shots_dir, tmp_path):
+    """A file name, a header and a cell with no space to break at wrap inside the phone's width."""
+    page.set_viewport_size(PHONE)
+    tour = Tour(page, PHONE["width"], shots_dir)
+    path = tmp_path / ("march_" + "all_stores_" * 6 + "export.csv")
+    header = "Preferred_Store_Location_" + "Downtown" * 5
+    path.write_text(f"Email,{header}\ncustomer_with_a_very_long_mailbox_name_{'x' * 30}@example.com,"
+                    f"{'Z' * 80}\n", encoding="utf-8")
+    page.goto("/imports/new")
+    page.get_by_label("Upload File").set_input_files(path)
+    expect(page).to_have_url(step_url("uploaded"))
+    expect(page.locator(".unknown-headers")).to_contain_text(header)
+    tour.fits("long-uploaded")
+    tour.reachable(page.get_by_role("link", name="Next"))
+    page.get_by_role("link", name="Next").click()
+    expect(page).to_have_url(step_url("mapping"))
+    tour.fits("long-map")
+    tour.reachable(page.get_by_label(f"Persona field for “{header}”"))
+    tour.reachable(page.get_by_role("button", name="Next"))

@@ -15,9 +15,13 @@ import pytest
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect  # noqa: E402
 
-from tests.browser.conftest import sign_in  # noqa: E402
+from tests.browser.conftest import OWNER_EMAIL, sign_in  # noqa: E402
 from tests.browser.helpers import BAD_PHONE, HEADERS, people_csv, people_rows, people_xlsx, step_url  # noqa: E402
+from webapp.accounts import create_account, create_user  # noqa: E402
+from webapp.db import db  # noqa: E402
+from webapp.models import Membership  # noqa: E402
 
+OTHER_ACCOUNT = "Zephyr Collective of Northern California Dispensaries"  # a long name, after the first by name
 PHONE, DESKTOP = {"width": 390, "height": 844}, {"width": 1280, "height": 900}
 WIDTHS = pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["390px", "1280px"])
 
@@ -183,6 +187,7 @@ def test_every_page_fits_the_window_and_shows_where_the_user_is(live, new_contex
     # Step 5: the result.
     wait_done(page, "completed")
     tour.fits("result")
+    assert tour.current_nav() == ["Personas"] and tour.breadcrumbs() == ["Customers", "Personas", "Bulk import"]
     tour.reachable(page.get_by_role("link", name="View imported personas"))
     tour.reachable(page.get_by_role("link", name="Import another file"))
 
@@ -216,6 +221,7 @@ def test_every_page_fits_the_window_and_shows_where_the_user_is(live, new_contex
     expect(page).to_have_url(re.compile(rf"/imports/{update_id}$"))
     tour.fits("import-detail")
     assert tour.breadcrumbs() == ["Customers", "Imports", f"Import #{update_id}"]
+    assert tour.current_nav() == ["Imports"]
     tour.reachable(page.locator(".import-detail").get_by_role("link", name="Revert"))
 
     # A persona page with its changes (the phone on one line).
@@ -356,3 +362,28 @@ def test_long_unbroken_names_and_values_fit_a_phone(page, live, shots_dir, tmp_p
     tour.fits("long-map")
     tour.reachable(page.get_by_label(f"Persona field for “{header}”"))
     tour.reachable(page.get_by_role("button", name="Next"))
+
+
+@WIDTHS
+def test_the_header_with_an_account_switcher_fits(live, new_context, shots_dir, viewport):
+    """A user of two accounts: the switcher, Switch and Sign out are reachable and the header stays short."""
+    create_user(OWNER_EMAIL, "", create_account(OTHER_ACCOUNT), Membership.STAFF)
+    if not db.is_closed():
+        db.close()
+    _context, page, _problems = new_context(base_url=live.url)
+    page.set_viewport_size(viewport)
+    tour = Tour(page, viewport["width"], shots_dir)
+    page.goto("/login")
+    sign_in(page, live.email, live.password)
+    page.wait_for_url(re.compile(r"/personas"))
+    tour.fits("header-with-switcher")
+    for control in (page.get_by_label("Account"), page.get_by_role("button", name="Switch"),
+                    page.get_by_role("button", name="Sign out"), tour.nav_link("Imports")):
+        tour.reachable(control)
+    header_height = page.locator(".site-header").bounding_box()["height"]
+    assert header_height <= viewport["height"] * 0.15, f"the header takes {header_height:.0f} px"
+    page.get_by_label("Account").select_option(label=OTHER_ACCOUNT)
+    page.get_by_role("button", name="Switch").click()
+    expect(page.get_by_label("Account")).to_have_value(re.compile(r"\d+"))
+    expect(page.get_by_label("Account").locator("option:checked")).to_have_text(re.compile("^Zephyr"))
+    tour.fits("header-switched")

@@ -30,7 +30,7 @@ def test_history_lists_every_import_with_its_status_and_actions(owner_client, cs
     row = page[page.index(f'id="import-{done.id}"'):]
     row = row[:row.index("</tr>")]
     assert "Completed" in row and owner_a.email in row
-    assert re.findall(r'<td class="num">([^<]+)</td>', row) == ["5"]
+    assert re.findall(r'<td class="num"[^>]*>([^<]+)</td>', row) == ["5"]
     result = " ".join(re.sub(r"<[^>]+>", " ", row.split('class="history-result">')[1].split("</td>")[0]).split())
     assert result == "4 created , 0 updated , 0 unchanged , 1 rejected , 1 warning"
     assert f'href="/imports/{done.id}"' in row and f'href="/imports/{done.id}/report.csv"' in row

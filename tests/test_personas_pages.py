@@ -145,7 +145,7 @@ def test_audiences_list_and_members(owner_client, owner_a, account_a, account_b,
 
     listing = owner_client.get("/audiences").get_data(as_text=True)
     assert "Import: march.csv 2026-03-01" in listing and "Empty one" in listing
-    assert '<td class="num">3</td>' in listing and '<td class="num">0</td>' in listing
+    assert re.search(r'<td class="num"[^>]*>3</td>', listing) and re.search(r'<td class="num"[^>]*>0</td>', listing)
     assert "Beta audience" not in listing and f"import #{upload.id}" in listing
 
     members = owner_client.get(f"/audiences/{audience.id}").get_data(as_text=True)
@@ -157,12 +157,18 @@ def test_audiences_list_and_members(owner_client, owner_a, account_a, account_b,
 def test_nav_and_embedded_layout(owner_client):
     page = owner_client.get("/personas").get_data(as_text=True)
     assert 'aria-label="Main"' in page and "Audiences" in page
+    assert 'class="site-header"' in page
+    # Embedded: not the app's header (the dashboard around has its own), a compact bar to the Customers pages.
     embedded = owner_client.get("/personas", headers={"Sec-Fetch-Dest": "iframe"}).get_data(as_text=True)
-    assert "<html" in embedded and 'aria-label="Main"' not in embedded and "layout-embed" in embedded
+    assert "<html" in embedded and 'class="site-header"' not in embedded and "layout-embed" in embedded
+    assert 'class="embed-nav" aria-label="Main"' in embedded
+    for link in ('href="/personas" aria-current="page">Personas', 'href="/audiences">Audiences', 'href="/imports">Imports'):
+        assert link in embedded, link
     owner_client.get("/personas?embed=1")
-    assert 'aria-label="Main"' not in owner_client.get("/audiences").get_data(as_text=True)
+    audiences = owner_client.get("/audiences").get_data(as_text=True)
+    assert 'class="site-header"' not in audiences and 'href="/audiences" aria-current="page">Audiences' in audiences
     owner_client.get("/personas?embed=0")
-    assert 'aria-label="Main"' in owner_client.get("/audiences").get_data(as_text=True)
+    assert 'class="site-header"' in owner_client.get("/audiences").get_data(as_text=True)
 
 
 def test_phones_show_in_the_accounts_national_format_and_foreign_ones_internationally(

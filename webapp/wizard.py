@@ -9,7 +9,7 @@ from flask import Blueprint, Response, abort, current_app, flash, g, redirect, r
 
 from webapp.auth import get_owned, get_owned_or_404, login_required, owner_required
 from webapp.config import upload_limits
-from webapp.importer import flow, same_file
+from webapp.importer import flow, preview, same_file
 from webapp.importer.errors import FileRefused
 from webapp.importer.progress import progress as progress_of
 from webapp.importer.fields import ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target
@@ -324,7 +324,7 @@ def review_step(upload: Import, status: int = 200, **context) -> Response:
     context.setdefault("opt_in_email", upload.options.get("opt_in_email", False))
     review = flow.review_counts(upload, context["opt_in_sms"], context["opt_in_email"])
     return step("_review.html", "Review", status=status, upload=upload, groups=groups, problem_counts=counts,
-                review=review, progress=progress_of(upload), terms_version=current_app.config["TERMS_VERSION"],
+                review=review, changes=preview.lines(upload.review) if upload.status == "validated" else {}, progress=progress_of(upload), terms_version=current_app.config["TERMS_VERSION"],
                 duplicate=same_file.warning(same_file.earlier_import(upload)), **context)
 
 

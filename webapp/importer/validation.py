@@ -19,7 +19,7 @@ from contextlib import contextmanager, nullcontext
 import polars as pl
 
 from webapp.db import chunk_transaction, db, write_transaction
-from webapp.importer import independence, lookup, merge_columns, row_merge, staging, writes
+from webapp.importer import independence, lookup, merge_columns, preview, row_merge, staging, writes
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import CHANNELS
 from webapp.importer.lease import check_lease
@@ -87,6 +87,7 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
                 alone = with_state(account_id, rows.filter(pl.col("group").is_null()))
                 merged = merge_columns.merge(alone, plan.mapped(), simulation.stamp, plan.headers(), writes=False)
                 simulation.count_merged(merged, int(alone["warnings"].sum()))
+                simulation.sample.add_merged(alone, merged.rows, plan.mapped(), simulation.stamp, plan.headers())
                 with chunk_transaction():
                     check_lease(import_id, lease)
                     staging.save(import_id, "alone", alone)
@@ -201,9 +202,11 @@ class Simulation:
         self.counts = {boxes: Counter() for boxes in BOXES}
         self.opted_out = {channel: {"ids": set(), "lines": set()} for channel in CHANNELS}
         self.stamp = Stamp(import_id=upload.id, user_id=upload.user_id, at=None, terms_version=None)
+        self.sample = preview.Sample()
 
     def add(self, other: "Simulation") -> None:
-        """Take in the counts and in-file opt-outs of another simulation of the same file."""
+        """Take in the counts, in-file opt-outs and preview sample of another simulation of the same file."""
+        self.sample.take(other.sample)
         for boxes in BOXES:
             self.counts[boxes].update(other.counts[boxes])
         for channel in CHANNELS:
@@ -236,6 +239,7 @@ class Simulation:
             rows = row_merge.as_rows(batch, mapped)
             _, plain = row_merge.run(self.upload.account_id, rows, self.stamp)
             opted_out = self._note_opt_outs(rows, plain)
+            self.sample.add_outcomes(plain)
             boxed_stamp = Stamp(import_id=self.upload.id, user_id=self.upload.user_id, at=None, terms_version=None,
                                 opt_in_all={channel: True for channel in CHANNELS}, opted_out=opted_out)
             _, boxed = row_merge.run(self.upload.account_id, rows, boxed_stamp)
@@ -276,11 +280,12 @@ class Simulation:
                 self.counts[boxes]["warnings"] += warnings
 
     def summary(self, rows: int) -> dict:
-        """Counts for the Review step (without boxes, and per box choice), plus the in-file opt-outs."""
+        """Counts for the Review step (without boxes, and per box choice), the in-file opt-outs, the preview."""
         by_boxes = {boxes: {name: self.counts[boxes][name] for name in COUNTED} for boxes in BOXES}
         opted_out = {channel: {kind: sorted(values) for kind, values in reached.items()}
                      for channel, reached in self.opted_out.items()}
-        return {"rows": rows, **by_boxes["none"], "boxes": by_boxes, "opted_out": opted_out}
+        return {"rows": rows, **by_boxes["none"], "boxes": by_boxes, "opted_out": opted_out,
+                "preview": self.sample.as_review()}
 
 
 def _group_batches(groups: pl.Series, size: int) -> list[tuple[int, int]]:

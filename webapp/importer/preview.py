@@ -59,6 +59,8 @@ class Sample:
 
     def _add(self, action: str, line: int, persona_id, who: str, changes: dict) -> None:
         rows = self.rows[action]
+        if len(rows) >= LIMITS[action] and line > rows[-1]["line"]:
+            return  # full with earlier rows of the file
         rows.append({"line": line, "persona_id": persona_id, "who": who, "changes": changes})
         rows.sort(key=lambda row: row["line"])
         del rows[LIMITS[action]:]  # the first ones in the file

@@ -20,7 +20,7 @@ import polars as pl
 
 from webapp.db import chunk_transaction, db, write_transaction
 from webapp.importer import independence, lookup, merge_columns, preview, row_merge, staging, writes
-from webapp.importer.errors import FileRefused
+from webapp.importer.errors import AMBIGUOUS_MATCH, ARCHIVED, FileRefused
 from webapp.importer.fields import CHANNELS
 from webapp.importer.lease import check_lease
 from webapp.importer.states import move
@@ -186,11 +186,8 @@ def with_state(account_id: int, rows: pl.DataFrame) -> pl.DataFrame:
     rows = rows.join(state.select(o_id="id", o_email="email", o_phone="phone", o_version="version"),
                      left_on="other", right_on="o_id", how="left", maintain_order="left").with_columns(o_id="other")
     live = pl.col("error").is_null()
-    rejection = (pl.when(live & ambiguous).then(pl.format(
-        "ambiguous match: the email matches {} and the phone matches {}; nothing was merged",
-        _describe("s_"), _describe("o_")))
-        .when(live & pl.col("s_archived").fill_null(False)).then(pl.format(
-            "archived persona: {} is archived and is not re-activated by imports", _describe("s_"))))
+    rejection = (pl.when(live & ambiguous).then(pl.format(AMBIGUOUS_MATCH.text, _describe("s_"), _describe("o_")))
+                 .when(live & pl.col("s_archived").fill_null(False)).then(pl.format(ARCHIVED.text, _describe("s_"))))
     return rows.with_columns(rejection=rejection).drop("s_id", "o_id", "o_email", "o_phone")
 
 

@@ -3,7 +3,7 @@ at the Review step, and a result page that says when rows were rejected."""
 import re
 
 from tests.test_imports_pages import revert_result_when_done
-from tests.test_wizard import csv_bytes, post, run_wizard
+from tests.test_wizard import csv_bytes, post, run_wizard, wait_for
 from tests.test_words import text_of
 from webapp.importer import problem_groups
 from webapp.importer.errors import PROBLEM_BY_CODE, PROBLEMS
@@ -19,8 +19,8 @@ def review_page(client, csrf, rows, **kwargs) -> tuple[int, str]:
 
 def groups_of(page: str) -> dict[str, str]:
     """Each problem group of the page by its code: its words, tags removed."""
-    found = re.findall(r'<li class="problem-group [^"]*" data-problem="([^"]+)">(.*?)</li>\s*(?=<li class="problem-group|</ul>)',
-                       page, re.S)
+    found = re.findall(r'<li class="problem-group [^"]*" data-problem="([^"]+)">(.*?)</li>'
+                       r'\s*(?=<li class="problem-group|</ul>)', page, re.S)
     return {code: text_of(body) for code, body in found}
 
 
@@ -105,7 +105,8 @@ def test_review_previews_the_dry_runs_own_changes_old_to_new(owner_client, csrf,
     preview = page[start:page.index("</div>", start)]
     items = {int(line): text_of(body) for line, body in
              re.findall(r'<li class="preview-item" data-line="(\d+)">(.*?)</ul>\s*</li>', preview, re.S)}
-    assert items[2] == f"olga@example.com row 2 · customer #{olga.id} First Name : Olga → Olivia Points balance : 100 → 70"
+    assert items[2] == (f"olga@example.com row 2 · customer #{olga.id} "
+                        "First Name : Olga → Olivia Points balance : 100 → 70")
     assert items[4].endswith("Points balance : 10 → 15") and "First Name" not in items[4]
     assert items[5].endswith("First Name : Tam → Tamsin Points balance : 15 → 22")
     assert items[3] == ("new@example.com row 3 Email : new@example.com Phone : +14155550123 First Name : Nia "
@@ -117,7 +118,6 @@ def test_review_previews_the_dry_runs_own_changes_old_to_new(owner_client, csrf,
     # Importing does what the preview said.
     Persona.update(first_name="Olga").where(Persona.id == olga.id).execute()
     post(owner_client, csrf, f"/imports/{import_id}/review", {"accept_terms": "1"})
-    from tests.test_wizard import wait_for
     assert wait_for(import_id, ("completed", "failed")).status == "completed"
     people = {p.email: (p.first_name, p.points) for p in Persona.select()}
     assert people["olga@example.com"] == ("Olivia", 70) and people["twice@example.com"] == ("Tamsin", 22)

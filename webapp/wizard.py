@@ -318,13 +318,15 @@ REVIEW_STEPS = ("validating", "validated", "failed")
 
 def review_step(upload: Import, status: int = 200, **context) -> Response:
     """Render step 4: the dry run's progress, its failure, or its counts with the consent form."""
-    groups = flow.problem_groups_of(upload) if upload.status == "validated" else []
-    counts = flow.problem_counts(upload) if upload.status == "validated" else {}
+    validated = upload.status == "validated"
+    groups = flow.problem_groups_of(upload) if validated else []
+    counts = flow.problem_counts(upload) if validated else {}
     context.setdefault("opt_in_sms", upload.options.get("opt_in_sms", False))
     context.setdefault("opt_in_email", upload.options.get("opt_in_email", False))
     review = flow.review_counts(upload, context["opt_in_sms"], context["opt_in_email"])
     return step("_review.html", "Review", status=status, upload=upload, groups=groups, problem_counts=counts,
-                review=review, changes=preview.lines(upload.review) if upload.status == "validated" else {}, progress=progress_of(upload), terms_version=current_app.config["TERMS_VERSION"],
+                review=review, changes=preview.lines(upload.review) if validated else {}, progress=progress_of(upload),
+                terms_version=current_app.config["TERMS_VERSION"],
                 duplicate=same_file.warning(same_file.earlier_import(upload)), **context)
 
 

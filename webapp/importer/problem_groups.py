@@ -73,10 +73,10 @@ def groups(upload, sources: tuple[str, ...], examples: int = EXAMPLES) -> list[G
     for kind_code, severity, column, line, value, reason, total, cells in query.tuples():
         key = (kind_code, severity, column)
         if key not in found:
-            known = PROBLEM_BY_CODE.get(kind_code)
-            found[key] = Group(code=kind_code if known else "other", severity=severity, column=column or "",
-                               title=known.title if known else kind_code, fix=known.fix_for(day_first) if known else None,
-                               count=int(total))
+            known = PROBLEM_BY_CODE.get(kind_code)  # else the reason itself, a kind errors.py does not list
+            found[key] = Group(code=known.code if known else "other", severity=severity, column=column or "",
+                               title=known.title if known else kind_code,
+                               fix=known.fix_for(day_first) if known else None, count=int(total))
         found[key].examples.append(Example(line=line, who=_who(_cells(cells), who_at), value=value or "",
                                            reason=reason))
     return list(found.values())

@@ -7,7 +7,7 @@ come back with their row's kept cells (problem_row), from which the example show
 import json
 from dataclasses import dataclass, field
 
-from peewee import SQL, Case, NodeList, fn
+from peewee import SQL, Case, NodeList, Window, fn
 
 from webapp.importer.errors import PROBLEM_BY_CODE, PROBLEMS
 from webapp.models import ImportProblem, ProblemRow
@@ -49,15 +49,20 @@ def kind_of() -> Case:
 
 def groups(upload, sources: tuple[str, ...], examples: int = EXAMPLES) -> list[Group]:
     """The problems of these sources grouped: rejections first, then the largest groups."""
-    kind = kind_of()
-    partition = [kind, ImportProblem.severity, ImportProblem.column_name]
+    kinds = (ImportProblem
+             .select(kind_of().alias("kind"), ImportProblem.id, ImportProblem.severity, ImportProblem.column_name,
+                     ImportProblem.line, ImportProblem.value, ImportProblem.reason)
+             .where((ImportProblem.upload == upload) & ImportProblem.source.in_(sources))
+             .alias("kinds"))
+    # One window (one sort) numbers each group's rows and counts them.
+    group = Window(partition_by=[kinds.c.kind, kinds.c.severity, kinds.c.column_name],
+                   order_by=[kinds.c.line, kinds.c.id], start=Window.preceding(), end=Window.following(),
+                   frame_type=Window.ROWS, alias="grouped")
     numbered = (ImportProblem
-                .select(kind.alias("kind"), ImportProblem.severity, ImportProblem.column_name, ImportProblem.line,
-                        ImportProblem.value, ImportProblem.reason,
-                        fn.COUNT(SQL("*")).over(partition_by=partition).alias("total"),
-                        fn.ROW_NUMBER().over(partition_by=partition,
-                                             order_by=[ImportProblem.line, ImportProblem.id]).alias("place"))
-                .where((ImportProblem.upload == upload) & ImportProblem.source.in_(sources))
+                .select(kinds.c.kind, kinds.c.severity, kinds.c.column_name, kinds.c.line, kinds.c.value,
+                        kinds.c.reason, fn.COUNT(SQL("*")).over(window=group).alias("total"),
+                        fn.ROW_NUMBER().over(window=group).alias("place"))
+                .from_(kinds).window(group)
                 .alias("numbered"))
     kept = ProblemRow.alias("kept")
     query = (ProblemRow.select(numbered.c.kind, numbered.c.severity, numbered.c.column_name, numbered.c.line,

@@ -102,7 +102,7 @@ def test_review_previews_the_dry_runs_own_changes_old_to_new(owner_client, csrf,
     Persona.update(first_name="Someone else").where(Persona.id == olga.id).execute()
     page = owner_client.get(f"/imports/{import_id}/review").get_data(as_text=True)
     start = page.index('class="card change-preview"')
-    preview = page[start:page.index("</div>", start)]
+    preview = page[start:page.index("</section>", start)]
     items = {int(line): text_of(body) for line, body in
              re.findall(r'<li class="preview-item" data-line="(\d+)">(.*?)</ul>\s*</li>', preview, re.S)}
     assert items[2] == (f"olga@example.com row 2 · customer #{olga.id} "
@@ -132,7 +132,7 @@ def test_the_preview_shows_the_first_ten_updates_and_five_creations_of_many(owne
     rows += [[f"c{n:02}@example.com", "", "", "", ""] for n in range(7)]
     _, page = review_page(owner_client, csrf, rows)
     start = page.index('class="card change-preview"')
-    preview = text_of(page[start:page.index("</div>", start)])
+    preview = text_of(page[start:page.index("</section>", start)])
     assert "10 personas it will update, of 12" in preview and "5 personas it will create, of 7" in preview
     assert "u09@example.com" in preview and "u10@example.com" not in preview
     assert "c04@example.com" in preview and "c05@example.com" not in preview

@@ -1,18 +1,25 @@
 """An import's problems grouped by kind, with a count, the plain fix and a few example rows each.
 
-One query: each problem's kind (errors.PROBLEMS, by its reason's pattern) is worked out in SQL, the rows
-of each group (kind, severity, column) are counted and numbered by a window, and the first few of each
-come back with their row's kept cells (problem_row), from which the example shows the row's email or name.
+Two statements, whatever the number of problems: one counts the problems of each group (kind, severity,
+column), each problem's kind worked out in SQL from its reason (errors.PROBLEMS' patterns); the other
+takes the first few rows of every group, each through the (upload, source, line) index and stopping at
+the few, with the row's kept cells (problem_row), from which an example shows the row's email or name.
+(Numbering every problem by a window instead sorts them all: seconds for a million.)
 """
 import json
 from dataclasses import dataclass, field
 
-from peewee import SQL, Case, NodeList, Window, fn
+from peewee import SQL, Case, NodeList, fn
 
+from webapp.db import db, is_postgres
 from webapp.importer.errors import PROBLEM_BY_CODE, PROBLEMS
 from webapp.models import ImportProblem, ProblemRow
 
 EXAMPLES = 3
+# Groups shown at most (each kind of problem in each column is one; errors.PROBLEMS lists 18 kinds).
+MAX_GROUPS = 40
+PROBLEMS_TABLE = f'"{ImportProblem._meta.table_name}"'
+ROWS_TABLE = f'"{ProblemRow._meta.table_name}"'
 # Whose row an example is, in the order tried: its email, else its name, else its phone.
 WHO_FIELDS = ("email", ("first_name", "last_name"), "phone")
 
@@ -49,42 +56,48 @@ def kind_of() -> Case:
 
 def groups(upload, sources: tuple[str, ...], examples: int = EXAMPLES) -> list[Group]:
     """The problems of these sources grouped: rejections first, then the largest groups."""
-    kinds = (ImportProblem
-             .select(kind_of().alias("kind"), ImportProblem.id, ImportProblem.severity, ImportProblem.column_name,
-                     ImportProblem.line, ImportProblem.value, ImportProblem.reason)
-             .where((ImportProblem.upload == upload) & ImportProblem.source.in_(sources))
-             .alias("kinds"))
-    # One window (one sort) numbers each group's rows and counts them.
-    group = Window(partition_by=[kinds.c.kind, kinds.c.severity, kinds.c.column_name],
-                   order_by=[kinds.c.line, kinds.c.id], start=Window.preceding(), end=Window.following(),
-                   frame_type=Window.ROWS, alias="grouped")
-    numbered = (ImportProblem
-                .select(kinds.c.kind, kinds.c.severity, kinds.c.column_name, kinds.c.line, kinds.c.value,
-                        kinds.c.reason, fn.COUNT(SQL("*")).over(window=group).alias("total"),
-                        fn.ROW_NUMBER().over(window=group).alias("place"))
-                .from_(kinds).window(group)
-                .alias("numbered"))
-    kept = ProblemRow.alias("kept")
-    query = (ProblemRow.select(numbered.c.kind, numbered.c.severity, numbered.c.column_name, numbered.c.line,
-                               numbered.c.value, numbered.c.reason, numbered.c.total, kept.cells)
-             .from_(numbered)
-             .join(kept, "LEFT OUTER JOIN", on=((kept.upload == upload.id) & (kept.line == numbered.c.line)))
-             .where(numbered.c.place <= examples)
-             .order_by(numbered.c.severity, numbered.c.total.desc(), numbered.c.kind, numbered.c.column_name,
-                       numbered.c.place))
-    who_at = _who_columns(upload)
+    kind = kind_of()
+    counted = (ImportProblem.select(kind.alias("kind"), ImportProblem.severity, ImportProblem.column_name,
+                                    fn.COUNT(SQL("*")).alias("total"))
+               .where((ImportProblem.upload == upload) & ImportProblem.source.in_(sources))
+               .group_by(kind, ImportProblem.severity, ImportProblem.column_name)
+               .order_by(ImportProblem.severity, SQL("total").desc(), kind, ImportProblem.column_name)
+               .limit(MAX_GROUPS))
     day_first = bool(upload.account.day_first)
-    found: dict[tuple, Group] = {}
-    for kind_code, severity, column, line, value, reason, total, cells in query.tuples():
-        key = (kind_code, severity, column)
-        if key not in found:
-            known = PROBLEM_BY_CODE.get(kind_code)  # else the reason itself, a kind errors.py does not list
-            found[key] = Group(code=known.code if known else "other", severity=severity, column=column or "",
-                               title=known.title if known else kind_code,
-                               fix=known.fix_for(day_first) if known else None, count=int(total))
-        found[key].examples.append(Example(line=line, who=_who(_cells(cells), who_at), value=value or "",
-                                           reason=reason))
-    return list(found.values())
+    found = []
+    for kind_code, severity, column, total in counted.tuples():
+        known = PROBLEM_BY_CODE.get(kind_code)  # else the reason itself, a kind errors.py does not list
+        found.append(Group(code=known.code if known else "other", severity=severity, column=column or "",
+                           title=known.title if known else kind_code,
+                           fix=known.fix_for(day_first) if known else None, count=int(total)))
+    _add_examples(upload, sources, found, examples)
+    return found
+
+
+def _add_examples(upload, sources: tuple[str, ...], found: list[Group], examples: int) -> None:
+    """The first rows of every group, in one statement: per group and source, the index read in line order."""
+    if not found:
+        return
+    mark = "%s" if is_postgres() else "?"
+    parts, params = [], []
+    for number, group in enumerate(found):
+        known = PROBLEM_BY_CODE.get(group.code)
+        matches = f"reason LIKE {mark}" if known else f"reason = {mark}"
+        for source in sources:
+            parts.append(f"SELECT * FROM (SELECT {number} AS g, line, id, value, reason FROM {PROBLEMS_TABLE} "
+                         f"WHERE upload_id = {mark} AND source = {mark} AND severity = {mark} "
+                         f"AND column_name = {mark} AND {matches} ORDER BY line, id LIMIT {int(examples)}) "
+                         f"AS s{len(parts)}")
+            params += [upload.id, source, group.severity, group.column, known.match if known else group.title]
+    query = (f"SELECT e.g, e.line, e.value, e.reason, kept.cells FROM ({' UNION ALL '.join(parts)}) AS e "
+             f"LEFT JOIN {ROWS_TABLE} AS kept ON kept.upload_id = {mark} AND kept.line = e.line "
+             "ORDER BY e.g, e.line, e.id")
+    who_at = _who_columns(upload)
+    for number, line, value, reason, cells in db.execute_sql(query, params + [upload.id]).fetchall():
+        group = found[number]
+        if len(group.examples) < examples:  # each source gave its first few: the group's are the first of all
+            group.examples.append(Example(line=line, who=_who(_cells(cells), who_at), value=value or "",
+                                          reason=reason))
 
 
 def _cells(cells) -> list:

@@ -21,21 +21,30 @@ class Sample:
 
     def __init__(self):
         self.rows = {action: [] for action in LIMITS}
+        # Rows merged column-wise wait here and merge once, at the end: each merge has a fixed cost.
+        self.waiting, self.waiting_count = [], {action: 0 for action in LIMITS}
 
     def wants(self, action: str) -> int:
         """How many more rows of this action the sample takes."""
-        return LIMITS[action] - len(self.rows[action])
+        return LIMITS[action] - len(self.rows[action]) - self.waiting_count[action]
 
-    def add_merged(self, alone: pl.DataFrame, counted: pl.DataFrame, mapped, stamp, headers) -> None:
-        """Rows merged column-wise (counted: the dry run's actions): the first of each action, with changes."""
+    def add_merged(self, alone: pl.DataFrame, counted: pl.DataFrame) -> None:
+        """Rows merged column-wise (counted: the dry run's actions): keep the first of each action."""
         seqs = []
         for action in LIMITS:
             if self.wants(action) > 0:
-                chosen = counted.filter(pl.col("action") == action).head(self.wants(action))
-                seqs += chosen["seq"].to_list()
-        if not seqs:
+                chosen = counted.filter(pl.col("action") == action).head(self.wants(action))["seq"]
+                self.waiting_count[action] += len(chosen)
+                seqs += chosen.to_list()
+        if seqs:
+            self.waiting.append(alone.filter(pl.col("seq").is_in(seqs)))
+
+    def merge_waiting(self, mapped, stamp, headers) -> None:
+        """Merge the kept column-wise rows (they share nothing with any other row) for their changes."""
+        if not self.waiting:
             return
-        rows = alone.filter(pl.col("seq").is_in(seqs))
+        rows = pl.concat(self.waiting, how="diagonal_relaxed")
+        self.waiting, self.waiting_count = [], {action: 0 for action in LIMITS}
         merged = merge_columns.merge(rows, mapped, stamp, headers).rows.join(
             rows.select("seq", "s_email", "s_phone"), on="seq", how="left")
         for row in merged.iter_rows(named=True):

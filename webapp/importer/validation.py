@@ -87,7 +87,7 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
                 alone = with_state(account_id, rows.filter(pl.col("group").is_null()))
                 merged = merge_columns.merge(alone, plan.mapped(), simulation.stamp, plan.headers(), writes=False)
                 simulation.count_merged(merged, int(alone["warnings"].sum()))
-                simulation.sample.add_merged(alone, merged.rows, plan.mapped(), simulation.stamp, plan.headers())
+                simulation.sample.add_merged(alone, merged.rows)
                 with chunk_transaction():
                     check_lease(import_id, lease)
                     staging.save(import_id, "alone", alone)
@@ -96,6 +96,7 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
                         [alone.clear(), rows.filter(pl.col("group").is_not_null())], how="diagonal_relaxed"))
                     writes.problems(import_id, "review", merged.problems)
                     Import.update(heartbeat_at=utcnow()).where(Import.id == import_id).execute()
+        simulation.sample.merge_waiting(plan.mapped(), simulation.stamp, plan.headers())
         simulation.add(interacting)
         # Rows the merge found a problem in get their cells now, while the file is open.
         fill_problem_cells(upload, lambda _: nullcontext(table))

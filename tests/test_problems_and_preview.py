@@ -138,19 +138,25 @@ def test_the_preview_shows_the_first_ten_updates_and_five_creations_of_many(owne
     assert "c04@example.com" in preview and "c05@example.com" not in preview
 
 
-def test_a_result_with_rejected_rows_is_a_warning_with_the_grouped_problems_and_fix_and_reupload(owner_client, csrf):
+def test_a_result_with_rejected_rows_is_a_warning_with_the_grouped_problems_and_fix_and_reupload(
+        owner_client, csrf, account_a, make_persona):
+    make_persona(account_a, email="low@example.com", points=3)
     rows = [["ann@example.com", "", "Ann", "", "5"], ["bob@example.com", "", "Bob", "", "lots"],
-            ["", "", "Nobody", "", ""], ["cy@example.com", "", "Cy", "", ""]]
+            ["", "", "Nobody", "", ""], ["cy@example.com", "", "Cy", "", ""], ["low@example.com", "", "", "", "-5"]]
     done = run_wizard(owner_client, csrf, csv_bytes([HEADERS, *rows]))
     page = owner_client.get(f"/imports/{done.id}/progress").get_data(as_text=True)
     alert = re.search(r'<div class="alert ([^"]+)" role="status" data-result="([^"]+)">(.*?)</div>', page, re.S)
     assert alert.group(1) == "alert-warning" and alert.group(2) == "problems"
-    assert text_of(alert.group(3)).startswith("3 rows imported, 1 rejected, 1 warning")
+    assert text_of(alert.group(3)).startswith("4 rows imported, 1 rejected, 2 warnings")
     assert "alert-success" not in page
     groups = groups_of(page)
     assert groups["no_key"].startswith("rejected 1 row: no email or phone") and "4 Nobody" in groups["no_key"]
     assert groups["points_not_whole"].startswith("warning 1 row: not a whole number of points")
     assert "3 bob@example.com lots" in groups["points_not_whole"]
+    # Found by the apply itself, with the balance the persona was left with.
+    below = groups["balance_below_zero"]
+    assert below.startswith("warning 1 row: the points balance goes below zero in “Points”")
+    assert "6 low@example.com -5 the points balance goes below zero (-2)" in below and "How to fix: The points" in below
     assert "Fix and re-upload" in page and 'href="/imports/new">Upload the fixed report</a>' in page
     assert page.count(f'href="/imports/{done.id}/report.csv"') == 1
     # The import's own page shows the same; the history offers its report.

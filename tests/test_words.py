@@ -53,11 +53,11 @@ def test_a_one_row_import_says_row_warning_and_problem_in_the_singular(owner_cli
     wait_for(import_id)
     review = text_of(owner_client.get(f"/imports/{import_id}/review").get_data(as_text=True))
     assert "A full dry run of the file's one row" in review
-    assert "1 warning" in review and "1 warnings" not in review and "1 problem." in review
+    assert "1 warning" in review and "1 warnings" not in review and "1 problem in 1 row," in review
     post(owner_client, csrf, f"/imports/{import_id}/review", {"accept_terms": "1"})
     wait_for(import_id, ("completed", "failed"))
     result = text_of(owner_client.get(f"/imports/{import_id}/progress").get_data(as_text=True))
-    assert "The file's one row was processed" in result and "All 1 rows" not in result
-    assert "1 warning" in result and "1 warnings" not in result and "(1 row with problems)" in result
+    assert "1 row imported, 0 rejected, 1 warning" in result and "1 rows" not in result
+    assert "1 warnings" not in result and "1 problem in 1 row," in result and "1 row: not a whole number" in result
     history = text_of(owner_client.get("/imports").get_data(as_text=True))
     assert "1 created" in history and "1 warning" in history and "1 warnings" not in history

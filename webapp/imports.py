@@ -26,8 +26,11 @@ def progress_context(upload: Import) -> dict:
     """What the progress partial shows, from the Import row alone (it outlives any queue job)."""
     audience = Audience.get_or_none((Audience.id == upload.audience_id) & (Audience.account == g.account)) \
         if upload.audience_id else None
+    # The grouped problems only once it ended: the running import's partial polls every second.
+    finished = upload.status not in ("queued", "running")
     return {"upload": upload, "progress": progress_of(upload), "audience": audience,
-            "counts": upload.counts or {}, "problem_counts": flow.problem_counts(upload)}
+            "counts": upload.counts or {}, "problem_counts": flow.problem_counts(upload),
+            "groups": flow.problem_groups_of(upload) if finished else []}
 
 
 @bp.get("/<int:import_id>/progress")

@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from webapp.auth import get_owned, get_owned_or_404, login_required, owner_required
 from webapp.config import upload_limits
-from webapp.importer import drafts, flow, remembered, same_file
+from webapp.importer import drafts, flow, preview, remembered, same_file
 from webapp.importer.errors import FileRefused
 from webapp.importer.progress import progress as progress_of
 from webapp.importer.fields import (
@@ -29,7 +29,6 @@ bp = Blueprint("wizard", __name__, url_prefix="/imports")
 PAGE = "imports/wizard.html"
 ATTRIBUTE = "attribute"  # the select's value for "Custom attribute"; its name comes from attribute-<i>
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-PROBLEMS_SHOWN = 20
 ACCEPT_TERMS = "Accept the consent terms to import."
 REMOVED = "This upload was removed in another tab. Nothing was imported from that page."
 CHANGED = "This import changed in another tab. Here it is as it is now; nothing was done from that page."
@@ -386,13 +385,15 @@ REVIEW_STEPS = ("validating", "validated", "failed")
 
 def review_step(upload: Import, status: int = 200, **context) -> Response:
     """Render step 4: the dry run's progress, its failure, or its counts with the consent form."""
-    shown = list(flow.problems(upload, PROBLEMS_SHOWN)) if upload.status == "validated" else []
-    counts = flow.problem_counts(upload) if upload.status == "validated" else {}
+    validated = upload.status == "validated"
+    groups = flow.problem_groups_of(upload) if validated else []
+    counts = flow.problem_counts(upload) if validated else {}
     context.setdefault("opt_in_sms", upload.options.get("opt_in_sms", False))
     context.setdefault("opt_in_email", upload.options.get("opt_in_email", False))
     review = flow.review_counts(upload, context["opt_in_sms"], context["opt_in_email"])
-    return step("_review.html", "Review", status=status, upload=upload, problems=shown, problem_counts=counts,
-                review=review, progress=progress_of(upload), terms_version=current_app.config["TERMS_VERSION"],
+    return step("_review.html", "Review", status=status, upload=upload, groups=groups, problem_counts=counts,
+                review=review, changes=preview.lines(upload.review) if validated else {}, progress=progress_of(upload),
+                terms_version=current_app.config["TERMS_VERSION"],
                 duplicate=same_file.warning(same_file.earlier_import(upload)), **context)
 
 
@@ -413,7 +414,7 @@ def review_counts_get(import_id: int):
 @bp.get("/<int:import_id>/review")
 @owner_required
 def review_get(import_id: int):
-    """Step 4: the dry run's progress, then its counts, first problems, opt-in boxes and the terms."""
+    """Step 4: the dry run's progress, then its counts, grouped problems, a preview, opt-in boxes and the terms."""
     upload, elsewhere = load(import_id, REVIEW_STEPS)
     return elsewhere or review_step(upload)
 

@@ -19,6 +19,7 @@ from tests.browser.helpers import BAD_PHONE, HEADERS, Wizard, people_csv, people
 from webapp.db import db  # noqa: E402
 from webapp.importer.fields import CONTACT_MESSAGE  # noqa: E402
 from webapp.models import Import, Persona, PersonaAttribute, utcnow  # noqa: E402
+from webapp.words import counted  # noqa: E402
 
 
 @pytest.fixture
@@ -86,6 +87,11 @@ def full_import(wizard, path, rows: int, recognized=("Email", "Phone", "First Na
     expect(problems.first).to_contain_text(BAD_PHONE)
     expect(problems.first).to_contain_text("not a valid phone number")
     expect(problems.first.locator("td").first).to_have_text("3")  # line 3 of the file: header + row 2
+    group = page.locator(".problem-group")
+    expect(group).to_have_count(1)
+    expect(group).to_contain_text("1 row: not a valid phone number")
+    expect(group.locator(".problem-fix")).to_contain_text("Check these numbers have all their digits")
+    expect(problems.first.locator("td.who")).to_have_text("customer000002@example.com")
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the problem report").click()
     report = download.value.path().read_text(encoding="utf-8-sig")
@@ -102,6 +108,9 @@ def full_import(wizard, path, rows: int, recognized=("Email", "Phone", "First Na
     counts = wizard.counts("result")
     assert (counts["created"], counts["updated"], counts["unchanged"], counts["rejected"]) == (rows, 0, 0, 0), counts
     assert counts["warning"] == 1, counts
+    # Not green: a row had a warning.
+    expect(page.locator(".alert-warning[data-result=problems]")).to_contain_text(
+        f"{counted(rows, 'row')} imported, 0 rejected, 1 warning")
     audience = page.locator(".result-links").get_by_role("link").first
     expect(audience).to_contain_text(path.name)
     expect(page.get_by_role("link", name="Download the problem report")).to_be_visible()

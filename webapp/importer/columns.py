@@ -15,6 +15,10 @@ import polars as pl
 from phonenumbers import PhoneMetadata
 
 from webapp.importer import values
+from webapp.importer.errors import (
+    CUSTOMER_TYPE_UNKNOWN, EMAIL_INVALID, IMPOSSIBLE_DATE, NOT_A_DATE, NOT_YES_NO, PHONE_INVALID, POINTS_NOT_WHOLE,
+    POINTS_TOO_MANY,
+)
 from webapp.importer.values import ParseContext
 
 # Python's str.isspace() characters, which str.strip() removes (Rust's whitespace lacks \x1c-\x1f).
@@ -149,7 +153,7 @@ def _postal_code(frame: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
 def _bool(frame: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
     frame = frame.with_columns(value=_TEXT.str.to_lowercase().replace_strict(
         values._BOOLEANS, default=None, return_dtype=pl.Boolean))
-    return frame.with_columns(reason=_reason_when(pl.col("value").is_null() & (_TEXT != ""), "not a yes/no value"))
+    return frame.with_columns(reason=_reason_when(pl.col("value").is_null() & (_TEXT != ""), NOT_YES_NO.text))
 
 
 def _customer_type(frame: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
@@ -157,7 +161,7 @@ def _customer_type(frame: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
     frame = frame.with_columns(value=pl.col("words").replace_strict(
         values._CUSTOMER_TYPES, default=None, return_dtype=pl.String))
     return frame.with_columns(reason=_reason_when(pl.col("value").is_null() & (pl.col("words") != ""),
-                                                  "unknown customer type (use medical or recreational)"))
+                                                  CUSTOMER_TYPE_UNKNOWN.text))
 
 
 # --- email ---------------------------------------------------------------------------------------------
@@ -175,7 +179,7 @@ def _email(frame: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
                                & ~lower.str.contains(_BAD_DOTS))
     valid = pl.col("valid")
     return frame.with_columns(value=pl.when(valid).then(lower),
-                              reason=_reason_when(~valid & (lower != ""), "not a valid email address"))
+                              reason=_reason_when(~valid & (lower != ""), EMAIL_INVALID.text))
 
 
 # --- points --------------------------------------------------------------------------------------------
@@ -198,8 +202,8 @@ def _points(frame: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
     return frame.with_columns(
         value=pl.when(matched & ~too_many).then(pl.when(pl.col("sign") == "-").then(-number).otherwise(number)),
         reason=pl.when(pl.col("minus") == "").then(None)
-        .when(~matched).then(pl.lit("not a whole number of points"))
-        .when(too_many).then(pl.lit("too many points in one row (more than 1,000,000,000)")))
+        .when(~matched).then(pl.lit(POINTS_NOT_WHOLE.text))
+        .when(too_many).then(pl.lit(POINTS_TOO_MANY.text)))
 
 
 # --- dates ---------------------------------------------------------------------------------------------
@@ -307,10 +311,10 @@ def _date(frame: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
     for name in order:
         matched = pl.col(f"{name}_matched").fill_null(False)
         when_days = pl.when(pl.col(f"{name}_bad")).then(None).otherwise(pl.col(f"{name}_days"))
-        when_reason = _reason_when(pl.col(f"{name}_bad"), "impossible date")
+        when_reason = _reason_when(pl.col(f"{name}_bad"), IMPOSSIBLE_DATE.text)
         days = pl.when(matched).then(when_days) if days is None else days.when(matched).then(when_days)
         reason = pl.when(matched).then(when_reason) if reason is None else reason.when(matched).then(when_reason)
-    reason = reason.when(pl.col("text") != "").then(pl.lit("not a date"))
+    reason = reason.when(pl.col("text") != "").then(pl.lit(NOT_A_DATE.text))
     parts = parts.with_columns(text=frame["text"])
     return frame.with_columns(parts.select(value=days.cast(pl.Int32).cast(pl.Date), reason=reason))
 
@@ -364,7 +368,7 @@ def _phone(frame: pl.DataFrame, ctx: ParseContext) -> pl.DataFrame:
     matched, valid = pl.col("national").is_not_null(), pl.col("valid")
     return frame.with_columns(
         value=pl.when(matched & valid).then(pl.lit("+1") + pl.col("national")),
-        reason=_reason_when(matched & ~valid, f"not a valid phone number for {ctx.region}"),
+        reason=_reason_when(matched & ~valid, PHONE_INVALID(ctx.region)),
         unsettled=(_TEXT != "") & ~matched)
 
 

@@ -3,7 +3,7 @@ import re
 from itertools import groupby
 
 from webapp.db import write_transaction
-from webapp.importer import lease, problem_rows, reasserted, remembered, staging, states, storage
+from webapp.importer import lease, problem_groups, problem_rows, reasserted, remembered, staging, states, storage
 from webapp.importer.cascade import delete_audiences
 from webapp.importer.engine import import_table
 from webapp.importer.errors import FileRefused
@@ -244,6 +244,11 @@ def problem_counts(upload: Import) -> dict:
     query = ImportProblem.select().where(
         (ImportProblem.upload == upload) & ImportProblem.source.in_(problem_sources(upload)))
     return {"rows": query.select(ImportProblem.line).distinct().count(), "problems": query.count()}
+
+
+def problem_groups_of(upload: Import) -> list[problem_groups.Group]:
+    """The import's problems grouped by kind and column, with counts, fixes and example rows."""
+    return problem_groups.groups(upload, problem_sources(upload))
 
 
 def _report_rows(upload: Import):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from openpyxl.utils import get_column_letter
 
-from webapp.importer.errors import FileRefused
+from webapp.importer.errors import SHIFTED_CELLS, FileRefused
 from webapp.importer.fields import normalize_header
 
 if TYPE_CHECKING:
@@ -69,9 +69,7 @@ def used_cells(cells: list, header_cells: int) -> int:
 
 def shifted_row(line: int, used: int, header_cells: int) -> str:
     """Why a CSV row whose values reach past the header row's columns is rejected."""
-    return (f"line {line} has more cells ({used}) than the header row has columns ({header_cells}), so its values "
-            "have shifted into the wrong columns: a value holds a comma (or the file's separator) without quotes "
-            "around it. Fix that line and import it again")
+    return SHIFTED_CELLS(line, used, header_cells)
 
 
 def _header_at(records: Iterator, header_line: int) -> tuple[int, list]:

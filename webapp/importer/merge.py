@@ -5,6 +5,7 @@ result set-based; so a chunk gives exactly what applying its rows one at a time 
 """
 from dataclasses import dataclass, field
 
+from webapp.importer.errors import AMBIGUOUS_MATCH, ARCHIVED, BALANCE_BELOW_ZERO, OPT_OUT_LIFTED
 from webapp.importer.fields import CHANNELS, PERSONA_COLUMNS, PLAIN_FIELDS, opt_fields
 
 PLAIN_SET = frozenset(PLAIN_FIELDS)
@@ -120,12 +121,11 @@ class Merger:
         by_email = self.index.by_email.get(email) if email else None
         by_phone = self.index.by_phone.get(phone) if phone else None
         if by_email is not None and by_phone is not None and by_email is not by_phone:
-            reason = (f"ambiguous match: the email matches {describe(by_email)} and the phone matches "
-                      f"{describe(by_phone)}; nothing was merged")
+            reason = AMBIGUOUS_MATCH(describe(by_email), describe(by_phone))
             return Outcome(line, "rejected", problems=[_error(line, "", "", reason)], reached=[by_email, by_phone])
         persona = by_email or by_phone
         if persona is not None and persona["archived"]:
-            reason = f"archived persona: {describe(persona)} is archived and is not re-activated by imports"
+            reason = ARCHIVED(describe(persona))
             return Outcome(line, "rejected", problems=[_error(line, "", "", reason)])
         outcome = Outcome(line, "updated")
         if persona is None:
@@ -172,7 +172,7 @@ class Merger:
         outcome.changes["points"] = [old, persona["points"]]
         if persona["points"] < 0:
             outcome.problems.append(_warning(
-                outcome.line, "points", str(delta), f"the points balance goes below zero ({persona['points']})"))
+                outcome.line, "points", str(delta), BALANCE_BELOW_ZERO(persona['points'])))
 
     def _consent(self, persona: dict, channel: str, values: dict, outcome: Outcome) -> None:
         opt_in, opt_out, label = CONSENT_NAMES[channel]
@@ -183,7 +183,7 @@ class Merger:
             if persona[opt_out]:
                 outcome.problems.append(_warning(
                     outcome.line, opt_in, "TRUE",
-                    f"this row's {label} opt-in lifts the customer's recorded {label} opt-out"))
+                    OPT_OUT_LIFTED(label, label)))
         elif self.stamp.opt_in_all.get(channel) and not persona[opt_out] and not self._opted_out_in_file(
                 persona, channel):
             target = (True, False)

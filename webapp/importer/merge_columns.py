@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from webapp.importer.errors import BALANCE_BELOW_ZERO, OPT_OUT_LIFTED
 from webapp.importer.fields import CHANNELS, PERSONA_COLUMNS, PLAIN_FIELDS, STAMPS, opt_fields
 from webapp.importer.merge import Stamp
 from webapp.importer.parse import PROBLEM_SCHEMA
@@ -82,7 +83,7 @@ def merge(rows: pl.DataFrame, mapped: list[str], stamp: Stamp, headers: dict[str
         fragments.append(_change("points", changed, old, old + delta))
         merged["points"] = pl.when(changed).then(old + delta).otherwise(old)
         problems.append(_problem(changed & (old + delta < 0), headers.get("points", "points"), delta.cast(pl.String),
-                                 pl.format("the points balance goes below zero ({})", old + delta), "warning", 1))
+                                 pl.format(BALANCE_BELOW_ZERO.text, old + delta), "warning", 1))
     box = {}
     for order, (channel, label) in enumerate(CHANNELS.items(), start=2):
         opt_in, opt_out = opt_fields(channel)
@@ -106,7 +107,7 @@ def merge(rows: pl.DataFrame, mapped: list[str], stamp: Stamp, headers: dict[str
             column = f"{channel}_{part}"
             merged[column] = pl.when(consented).then(pl.lit(value)).otherwise(state(column))
         problems.append(_problem(live & ~row_out & row_in & cur_out, headers.get(opt_in, opt_in), pl.lit("TRUE"),
-                                 pl.lit(f"this row's {label} opt-in lifts the customer's recorded {label} opt-out"),
+                                 pl.lit(OPT_OUT_LIFTED(label, label)),
                                  "warning", order))
     rows = _with_gains(rows)
     added, after = pl.col("added"), pl.col("after")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from webapp.importer.columns import VALUE_TYPES, Memo, parse_column
+from webapp.importer.errors import EMAIL_INVALID_NO_PHONE, NO_KEY, NO_VALID_KEY, PHONE_INVALID_NO_EMAIL
 from webapp.importer.fields import FIELDS, IGNORE, attribute_name
 from webapp.importer.values import ParseContext, cell_text
 
@@ -17,8 +18,8 @@ NAME_JOIN = "\x1f"
 PROBLEM_SCHEMA = {"line": pl.Int64, "column": pl.String, "value": pl.String, "reason": pl.String,
                   "severity": pl.String}
 # Rejections, as values._rejection words them, by which match key had a problem.
-REJECTIONS = {(True, True): "neither email nor phone is valid", (True, False): "email not valid and no phone",
-              (False, True): "phone not valid and no email", (False, False): "no email or phone"}
+REJECTIONS = {(True, True): NO_VALID_KEY.text, (True, False): EMAIL_INVALID_NO_PHONE.text,
+              (False, True): PHONE_INVALID_NO_EMAIL.text, (False, False): NO_KEY.text}
 
 
 @dataclass

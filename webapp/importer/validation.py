@@ -19,8 +19,8 @@ from contextlib import ExitStack, contextmanager, nullcontext
 import polars as pl
 
 from webapp.db import chunk_transaction, db, write_transaction
-from webapp.importer import independence, lookup, merge_columns, row_merge, staging, writes
-from webapp.importer.errors import FileRefused
+from webapp.importer import independence, lookup, merge_columns, preview, row_merge, staging, writes
+from webapp.importer.errors import AMBIGUOUS_MATCH, ARCHIVED, FileRefused
 from webapp.importer.fields import CHANNELS
 from webapp.importer.lease import check_lease
 from webapp.importer.states import move
@@ -88,6 +88,7 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
                 alone = with_state(rows.filter(pl.col("group").is_null()), states.of(number))
                 merged = merge_columns.merge(alone, plan.mapped(), simulation.stamp, plan.headers(), writes=False)
                 simulation.count_merged(merged, int(alone["warnings"].sum()))
+                simulation.sample.add_merged(alone, merged.rows)
                 with chunk_transaction():
                     check_lease(import_id, lease)
                     staging.save(import_id, "alone", alone)
@@ -96,6 +97,7 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
                         [alone.clear(), rows.filter(pl.col("group").is_not_null())], how="diagonal_relaxed"))
                     writes.problems(import_id, "review", merged.problems)
                     Import.update(heartbeat_at=utcnow()).where(Import.id == import_id).execute()
+        simulation.sample.merge_waiting(plan.mapped(), simulation.stamp, plan.headers())
         simulation.add(interacting)
         # Rows the merge found a problem in get their cells now, while the file is open.
         fill_problem_cells(upload, lambda _: nullcontext(table))
@@ -194,11 +196,8 @@ def with_state(rows: pl.DataFrame, state: pl.DataFrame) -> pl.DataFrame:
     rows = rows.join(state.select(o_id="id", o_email="email", o_phone="phone", o_version="version"),
                      left_on="other", right_on="o_id", how="left", maintain_order="left").with_columns(o_id="other")
     live = pl.col("error").is_null()
-    rejection = (pl.when(live & ambiguous).then(pl.format(
-        "ambiguous match: the email matches {} and the phone matches {}; nothing was merged",
-        _describe("s_"), _describe("o_")))
-        .when(live & pl.col("s_archived").fill_null(False)).then(pl.format(
-            "archived persona: {} is archived and is not re-activated by imports", _describe("s_"))))
+    rejection = (pl.when(live & ambiguous).then(pl.format(AMBIGUOUS_MATCH.text, _describe("s_"), _describe("o_")))
+                 .when(live & pl.col("s_archived").fill_null(False)).then(pl.format(ARCHIVED.text, _describe("s_"))))
     return rows.with_columns(rejection=rejection).drop("s_id", "o_id", "o_email", "o_phone")
 
 
@@ -210,9 +209,11 @@ class Simulation:
         self.counts = {boxes: Counter() for boxes in BOXES}
         self.opted_out = {channel: {"ids": set(), "lines": set()} for channel in CHANNELS}
         self.stamp = Stamp(import_id=upload.id, user_id=upload.user_id, at=None, terms_version=None)
+        self.sample = preview.Sample()
 
     def add(self, other: "Simulation") -> None:
-        """Take in the counts and in-file opt-outs of another simulation of the same file."""
+        """Take in the counts, in-file opt-outs and preview sample of another simulation of the same file."""
+        self.sample.take(other.sample)
         for boxes in BOXES:
             self.counts[boxes].update(other.counts[boxes])
         for channel in CHANNELS:
@@ -245,6 +246,7 @@ class Simulation:
             rows = row_merge.as_rows(batch, mapped)
             _, plain = row_merge.run(self.upload.account_id, rows, self.stamp)
             opted_out = self._note_opt_outs(rows, plain)
+            self.sample.add_outcomes(plain)
             boxed_stamp = Stamp(import_id=self.upload.id, user_id=self.upload.user_id, at=None, terms_version=None,
                                 opt_in_all={channel: True for channel in CHANNELS}, opted_out=opted_out)
             _, boxed = row_merge.run(self.upload.account_id, rows, boxed_stamp)
@@ -285,11 +287,12 @@ class Simulation:
                 self.counts[boxes]["warnings"] += warnings
 
     def summary(self, rows: int) -> dict:
-        """Counts for the Review step (without boxes, and per box choice), plus the in-file opt-outs."""
+        """Counts for the Review step (without boxes, and per box choice), the in-file opt-outs, the preview."""
         by_boxes = {boxes: {name: self.counts[boxes][name] for name in COUNTED} for boxes in BOXES}
         opted_out = {channel: {kind: sorted(values) for kind, values in reached.items()}
                      for channel, reached in self.opted_out.items()}
-        return {"rows": rows, **by_boxes["none"], "boxes": by_boxes, "opted_out": opted_out}
+        return {"rows": rows, **by_boxes["none"], "boxes": by_boxes, "opted_out": opted_out,
+                "preview": self.sample.as_review()}
 
 
 def _group_batches(groups: pl.Series, size: int) -> list[tuple[int, int]]:

@@ -11,6 +11,10 @@ from decimal import Decimal, InvalidOperation
 import phonenumbers
 from phonenumbers import PhoneMetadata
 
+from .errors import (
+    CUSTOMER_TYPE_UNKNOWN, EMAIL_INVALID, EMAIL_INVALID_NO_PHONE, IMPOSSIBLE_DATE, NO_KEY, NO_VALID_KEY, NOT_A_DATE,
+    NOT_YES_NO, PHONE_DIGITS_LOST, PHONE_INVALID, PHONE_INVALID_NO_EMAIL, POINTS_NOT_WHOLE, POINTS_TOO_MANY,
+)
 from .fields import FIELDS, IGNORE, attribute_name
 
 
@@ -100,14 +104,14 @@ def parse_bool(raw, ctx: ParseContext | None = None):
             return value, None
         if not raw.strip():
             return None, None
-        return None, "not a yes/no value"
+        return None, NOT_YES_NO.text
     if isinstance(raw, bool):
         return raw, None
     if _is_blank(raw):
         return None, None
     if isinstance(raw, (int, float)) and raw in (0, 1):
         return raw == 1, None
-    return None, "not a yes/no value"
+    return None, NOT_YES_NO.text
 
 
 # --- dates ----------------------------------------------------------------
@@ -140,11 +144,11 @@ _EXCEL_MAX_SERIAL = 2958465  # 9999-12-31
 
 def _excel_serial(serial: float):
     if not 1 <= serial < _EXCEL_MAX_SERIAL + 1:
-        return None, "not a date"
+        return None, NOT_A_DATE.text
     days = int(serial)
     # Excel's 1900 system counts a 29 February 1900 that never was (serial 60).
     if days == 60:
-        return None, "impossible date"
+        return None, IMPOSSIBLE_DATE.text
     if days < 60:
         days += 1
     return _EXCEL_EPOCH + timedelta(days=days), None
@@ -154,7 +158,7 @@ def _make_date(year: int, month: int, day: int):
     try:
         return date(year, month, day), None
     except ValueError:
-        return None, "impossible date"
+        return None, IMPOSSIBLE_DATE.text
 
 
 def _two_digit_year(yy: int, month: int, day: int, today: date):
@@ -167,7 +171,7 @@ def _two_digit_year(yy: int, month: int, day: int, today: date):
             continue
         if candidate <= today:
             return candidate, None
-    return None, "impossible date"
+    return None, IMPOSSIBLE_DATE.text
 
 
 def _ymd(year: str, month: int, day: int, ctx: ParseContext | None):
@@ -202,13 +206,13 @@ def parse_date(raw, ctx: ParseContext | None = None):
         m = _MONTH_NAME_DAY.fullmatch(text)
         if m and m[1].lower() in _MONTHS:
             return _ymd(m[3], _MONTHS[m[1].lower()], int(m[2]), ctx)
-        return None, "not a date"
+        return None, NOT_A_DATE.text
     if isinstance(raw, datetime):
         return raw.date(), None
     if isinstance(raw, date):
         return raw, None
     if isinstance(raw, bool):
-        return None, "not a date"
+        return None, NOT_A_DATE.text
     if _is_blank(raw):
         return None, None
     if isinstance(raw, int) and 10000101 <= raw <= 99991231:
@@ -216,7 +220,7 @@ def parse_date(raw, ctx: ParseContext | None = None):
         return _make_date(raw // 10000, raw // 100 % 100, raw % 100)
     if isinstance(raw, (int, float)) and not math.isinf(raw):
         return _excel_serial(raw)
-    return None, "not a date"
+    return None, NOT_A_DATE.text
 
 
 # --- phones ---------------------------------------------------------------
@@ -255,12 +259,12 @@ def _digits_from_scientific(text: str, m: re.Match, region: str):
     try:
         number = Decimal(text.replace(",", "."))
     except InvalidOperation:
-        return None, f"not a valid phone number for {region}"
+        return None, PHONE_INVALID(region)
     if number != number.to_integral_value():
-        return None, f"not a valid phone number for {region}"
+        return None, PHONE_INVALID(region)
     digits = str(int(number))
     if len(digits) > len(mantissa):
-        return None, f"digits lost: Excel shortened this number ({text}); format the column as text and export again"
+        return None, PHONE_DIGITS_LOST(text)
     return digits, None
 
 
@@ -274,17 +278,17 @@ def parse_phone(raw, ctx: ParseContext | None = None):
     elif raw is None:
         return None, None
     elif isinstance(raw, (bool, date)):
-        return None, f"not a valid phone number for {region}"
+        return None, PHONE_INVALID(region)
     elif isinstance(raw, int):
         text = str(raw)
     elif isinstance(raw, float):
         if math.isnan(raw):
             return None, None
         if not raw.is_integer():
-            return None, f"not a valid phone number for {region}"
+            return None, PHONE_INVALID(region)
         text = str(int(raw))
     else:
-        return None, f"not a valid phone number for {region}"
+        return None, PHONE_INVALID(region)
     result = _nanp_fast_path(text, region)
     if result is not None:
         return result
@@ -311,16 +315,16 @@ def _nanp_fast_path(text: str, region: str):
     national = (m[1] or m[2]) + m[3] + m[4]
     if _NANP_VALID.match(national):
         return "+1" + national, None
-    return None, f"not a valid phone number for {region}"
+    return None, PHONE_INVALID(region)
 
 
 def _phone_by_phonenumbers(text: str, region: str):
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        return None, f"not a valid phone number for {region}"
+        return None, PHONE_INVALID(region)
     if not phonenumbers.is_valid_number(number):
-        return None, f"not a valid phone number for {region}"
+        return None, PHONE_INVALID(region)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 
 
@@ -337,13 +341,13 @@ def parse_email(raw, ctx: ParseContext | None = None):
     if raw.__class__ is not str:
         if _is_blank(raw):
             return None, None
-        return None, "not a valid email address"
+        return None, EMAIL_INVALID.text
     text = raw.strip().lower()
     if not text:
         return None, None
     if len(text) <= 254 and _EMAIL.fullmatch(text) and not _BAD_DOTS.search(text):
         return text, None
-    return None, "not a valid email address"
+    return None, EMAIL_INVALID.text
 
 
 # --- points ---------------------------------------------------------------
@@ -354,7 +358,7 @@ MAX_POINTS = 1_000_000_000  # keeps balances inside a 32-bit-safe range
 
 def _points_in_range(value: int):
     if abs(value) > MAX_POINTS:
-        return None, "too many points in one row (more than 1,000,000,000)"
+        return None, POINTS_TOO_MANY.text
     return value, None
 
 
@@ -368,11 +372,11 @@ def parse_points(raw, ctx: ParseContext | None = None):
             return None, None
         m = _POINTS.fullmatch(text)
         if not m:
-            return None, "not a whole number of points"
+            return None, POINTS_NOT_WHOLE.text
         value = int(m[2].replace(",", ""))
         return _points_in_range(-value if m[1] == "-" else value)
     if isinstance(raw, bool):
-        return None, "not a whole number of points"
+        return None, POINTS_NOT_WHOLE.text
     if isinstance(raw, int):
         return _points_in_range(raw)
     if isinstance(raw, float):
@@ -380,10 +384,10 @@ def parse_points(raw, ctx: ParseContext | None = None):
             return None, None
         if raw.is_integer():
             return _points_in_range(int(raw))
-        return None, "not a whole number of points"
+        return None, POINTS_NOT_WHOLE.text
     if raw is None:
         return None, None
-    return None, "not a whole number of points"
+    return None, POINTS_NOT_WHOLE.text
 
 
 # --- customer type --------------------------------------------------------
@@ -400,13 +404,13 @@ def parse_customer_type(raw, ctx: ParseContext | None = None):
     if raw.__class__ is not str:
         if _is_blank(raw):
             return None, None
-        return None, "unknown customer type (use medical or recreational)"
+        return None, CUSTOMER_TYPE_UNKNOWN.text
     text = _SEPARATORS.sub(" ", raw.strip().lower())
     if not text:
         return None, None
     value = _CUSTOMER_TYPES.get(text)
     if value is None:
-        return None, "unknown customer type (use medical or recreational)"
+        return None, CUSTOMER_TYPE_UNKNOWN.text
     return value, None
 
 
@@ -522,12 +526,12 @@ def _date_as_iso(raw, ctx: ParseContext):
 
 def _rejection(bad_contact: list[str]) -> str:
     if "email" in bad_contact and "phone" in bad_contact:
-        return "neither email nor phone is valid"
+        return NO_VALID_KEY.text
     if "email" in bad_contact:
-        return "email not valid and no phone"
+        return EMAIL_INVALID_NO_PHONE.text
     if "phone" in bad_contact:
-        return "phone not valid and no email"
-    return "no email or phone"
+        return PHONE_INVALID_NO_EMAIL.text
+    return NO_KEY.text
 
 
 def parse_row(

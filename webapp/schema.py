@@ -39,6 +39,9 @@ MIGRATIONS: list = [
     lambda migrator: [db.execute_sql(f'ALTER TABLE "imports" ADD COLUMN "{name}" INTEGER NOT NULL DEFAULT 0')
                       for name in ("run_checkpoint", "stalls")
                       if name not in {column.name for column in db.get_columns("imports")}],
+    # 10 -> 11: the sheet picker shows each sheet's row count. Plain SQL, as in 7 -> 8.
+    lambda migrator: (None if "sheet_rows" in {column.name for column in db.get_columns("imports")} else
+                      db.execute_sql("""ALTER TABLE "imports" ADD COLUMN "sheet_rows" TEXT NOT NULL DEFAULT '{}'""")),
 ]
 # Foreign keys of the tables an import fills by the million. A checked row (one trigger and one lookup
 # each) cost more than the row itself: a million new personas with their audit entries and audience

@@ -165,6 +165,17 @@ def test_a_large_workbook_with_several_sheets_preselects_the_largest_and_reads_t
     assert ">Customers (40 rows)</option>" in page  # the picker keeps the counts
 
 
+def test_remove_while_describing_discards_the_upload_and_the_job_then_does_nothing(app, owner_client, csrf, tmp_path,
+                                                                                   held):
+    app.config["READ_NOW_MB"] = TINY_MB
+    import_id = import_id_of(upload(owner_client, csrf, workbook_bytes(tmp_path, {"Customers": 40}), "book.xlsx"))
+    response = post(owner_client, csrf, f"/imports/{import_id}/remove")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/imports/new")
+    FINISH_DESCRIPTION(import_id, flow.Limits(2 ** 30, 1000))  # the job, late: nothing to read any more
+    assert Import.select().count() == 0
+    assert owner_client.get(f"/imports/{import_id}/uploaded").status_code == 404
+
+
 def test_a_small_workbook_is_read_in_the_request_with_each_sheets_rows(owner_client, csrf, tmp_path):
     import_id = import_id_of(upload(owner_client, csrf, workbook_bytes(
         tmp_path, {"Notes": 2, "Customers": 5, "Old": 3}, note_bytes=0), "book.xlsx"))
@@ -176,6 +187,21 @@ def test_a_small_workbook_is_read_in_the_request_with_each_sheets_rows(owner_cli
 
 
 # ---------------------------------------------------------------- a large file: counted later
+
+def test_a_workbook_read_at_once_but_too_large_to_count_gets_its_sheet_counts_later(owner_client, csrf, tmp_path,
+                                                                                    monkeypatch, held):
+    monkeypatch.setattr(flow, "CHEAP_COUNT_BYTES", {})
+    import_id = import_id_of(upload(owner_client, csrf, workbook_bytes(
+        tmp_path, {"Summary": 2, "Customers": 9}, note_bytes=0), "book.xlsx"))
+    page = step_of(owner_client, import_id)
+    assert "several sheets with data: Summary, Customers" in page and "counting the rows of each sheet…" in page
+    assert ">Summary</option>" in page and facts_url(page)
+    held.set()
+    page = polled_until_done(owner_client, page)
+    assert ">Summary (2 rows)</option>" in page and selected_option(page) == "Customers"
+    assert "counting the rows of each sheet…" not in page
+
+
 
 def test_a_large_csv_shows_its_columns_at_once_and_its_row_count_when_counted(owner_client, csrf, monkeypatch, held):
     monkeypatch.setattr(flow, "CHEAP_COUNT_BYTES", {})

@@ -105,25 +105,28 @@ def _rewound(stream):
 
 
 def describe(upload: Import, limits: Limits, sheet: str | None = None, header_line: int | None = None,
-             local=None, move: str = "describe") -> Import:
-    """(Re)read the file's sheets, header row and samples, and pre-fill the mapping; states.Changed if it changed."""
+             local=None, move: str = "describe", count: bool = False) -> Import:
+    """(Re)read the file's sheets, header row and samples (count: and its rows), and pre-fill the mapping;
+    states.Changed if it changed."""
     upload.sheet, upload.header_line = sheet, header_line  # what import_table reads
     try:
         with import_table(upload, limits.max_rows, limits.max_bytes, local) as table:
             found = {"kind": table.kind, "sheet_names": table.sheet_names, "sheet": table.sheet,
-                     "header_line": table.header_line, "headers": table.headers, "samples": table.sample(3)}
+                     "header_line": table.header_line, "headers": table.headers, "samples": table.sample(3),
+                     # The background job counts on the table it opened: opening a large workbook is the slow part.
+                     "row_count": count_rows(table) if count else None}
     except FileRefused as refused:
         if not (refused.sheets and sheet is None) and not refused.header_kind:
             raise
         # A multi-sheet workbook, or a file without a header row, waits for the user's choice.
         found = {"file_error": refused.message, "sheet_names": refused.sheets or upload.sheet_names or [],
-                 "kind": refused.header_kind or workbook_kind(upload),
+                 "kind": refused.header_kind or workbook_kind(upload), "row_count": None,
                  "sheet": sheet, "header_line": header_line, "headers": [], "samples": {}, "mapping": {}}
     else:
         found.update(file_error=None, mapping=auto_match(found["headers"], remembered_mappings(upload.account_id),
                                                          found["samples"]))
     with write_transaction():
-        _unstage(upload, move, row_count=None, **found)
+        _unstage(upload, move, **found)
     return upload
 
 
@@ -171,7 +174,8 @@ def finish_description(import_id: int, limits: Limits) -> None:
     try:
         try:
             if upload.status == states.DESCRIBING:
-                describe(upload, limits, sheet=upload.sheet, header_line=upload.header_line, move="described")
+                describe(upload, limits, sheet=upload.sheet, header_line=upload.header_line, move="described",
+                         count=True)
             _count(upload, limits)
         except FileRefused as refused:
             _refused_later(upload, refused.message)

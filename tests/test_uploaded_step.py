@@ -231,10 +231,25 @@ def test_counting_in_the_request_stops_at_its_time_budget_and_the_background_fin
     assert "3,000 customer rows" in page
 
 
+def test_a_file_slow_to_store_is_read_in_the_background_whatever_its_size(owner_client, csrf, monkeypatch, held):
+    monkeypatch.setattr(flow, "STORE_BUDGET_SECONDS", -1)  # storing took longer than the request may spend on it
+    rows = [["Email", "Points"]] + [[f"p{n}@example.com", str(n)] for n in range(3)]
+    import_id = import_id_of(upload(owner_client, csrf, csv_bytes(rows)))
+    page = step_of(owner_client, import_id)
+    assert "describing your file…" in page and not next_offered(page)
+    held.set()
+    page = polled_until_done(owner_client, page)
+    assert "3 customer rows" in page and "from “Email”" in page and next_offered(page)
+
+
 def test_a_step_left_waiting_too_long_says_so_and_stops_polling(owner_client, csrf, monkeypatch, held):
     monkeypatch.setattr(flow, "CHEAP_COUNT_BYTES", {})
     import_id = import_id_of(upload(owner_client, csrf, csv_bytes([["Email"], ["a@example.com"]])))
-    Import.update(queued_at=utcnow() - flow.PATIENCE - timedelta(seconds=1)).where(Import.id == import_id).execute()
+    size = Import.get_by_id(import_id).size  # a second of patience per 100 KB
+    Import.update(queued_at=utcnow() - flow.PATIENCE + timedelta(minutes=1)).where(Import.id == import_id).execute()
+    assert "counting…" in step_of(owner_client, import_id)
+    Import.update(queued_at=utcnow() - flow.PATIENCE - timedelta(seconds=size / flow.PATIENT_BYTES + 1)).where(
+        Import.id == import_id).execute()
     page = step_of(owner_client, import_id)
     assert flow.LATE in page and "hx-trigger" not in page and next_offered(page)
 

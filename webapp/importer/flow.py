@@ -21,11 +21,16 @@ from webapp.models import Audience, Import, ImportProblem, ProblemRow, Remembere
 # A workbook whose sheets and shared strings unpack to more than this is read by the background job: calamine
 # reads about 60 MB of sheet XML a second, openpyxl (beyond calamine's budget) 8 MB; the request must stay short.
 READ_NOW_BYTES = 64 * 1024 * 1024
+# A file that took longer than this to store (a slow database, a large file) is read by the background job
+# whatever its size: what the request has left of gunicorn's 30 s is not spent reading it.
+STORE_BUDGET_SECONDS = 10.0
 # Counting in the upload request stops after this long and hands over to the background job (gunicorn's timeout
 # is 30 s, and a request past it ends in gunicorn's bare error page).
 COUNT_NOW_SECONDS = 5.0
-# A background read or count not done after this long has stopped (no worker ran it): the step stops waiting.
+# A background read or count not done after PATIENCE, plus a second per PATIENT_BYTES of file, has stopped (no
+# worker ran it): the step stops waiting. openpyxl reads and counts ~230 KB of workbook a second (measured).
 PATIENCE = timedelta(minutes=10)
+PATIENT_BYTES = 100 * 1024
 LATE = ("Reading this file is taking much longer than it should, so the import service may be down. Remove it "
         "and upload it again in a few minutes.")
 UNREADABLE = ("We could not read this file. Remove it and upload it again; if that fails too, open it in Excel, save "
@@ -57,14 +62,17 @@ def display_name(file_name: str | None) -> str:
 def start_upload(account, user, file_name: str, stream, limits: Limits) -> Import:
     """Store an uploaded file as a new import, read its headers, count a small file; FileRefused leaves nothing.
 
-    A large workbook is only stored and left for the background job (finish_later). The file name is only ever
-    shown: the file itself is stored in the database under the import's id.
+    A large workbook, or a file that was slow to store, is only stored and left for the background job
+    (finish_later). The file name is only ever shown: the file itself is stored in the database under the
+    import's id.
     """
+    started = time.monotonic()
     with write_transaction():
         upload = Import.create(account=account, user=user, file_name=display_name(file_name))
         try:
             store_file(upload, stream, limits.max_bytes)
-            if not _cheap_to_describe(upload, _rewound(stream), limits):
+            if (time.monotonic() - started > STORE_BUDGET_SECONDS
+                    or not _cheap_to_describe(upload, _rewound(stream), limits)):
                 states.advance(upload, "describe_later")
                 return upload
             # Headers from the bytes in hand: reading 100 MB back from the database only to find them is slow.
@@ -157,7 +165,8 @@ def waiting(upload: Import) -> str | None:
     """What the Uploaded step waits for: "describing", "counting", "late" (it waited too long), or None."""
     if not left_for_later(upload):
         return None
-    if upload.queued_at is not None and upload.queued_at < utcnow() - PATIENCE:
+    patience = PATIENCE + timedelta(seconds=(upload.size or 0) / PATIENT_BYTES)
+    if upload.queued_at is not None and upload.queued_at < utcnow() - patience:
         return "late"
     return "describing" if upload.status == states.DESCRIBING else "counting"
 

@@ -47,14 +47,14 @@ def main() -> None:
         log_in(client, "owner@bench.example.com", "pw-long-enough")
         started = time.monotonic()
         with open(path, "rb") as stream:
-            response = client.post("/imports/new", data={"file": (stream, path.name), "csrf_token": csrf_token_of(client)},
-                                   content_type="multipart/form-data")
+            response = client.post("/imports/new", content_type="multipart/form-data",
+                                   data={"file": (stream, path.name), "csrf_token": csrf_token_of(client)})
         request_seconds = time.monotonic() - started
         import_id = int(response.headers["Location"].split("/")[2])
         with app.app_context():
             row = Import.get_by_id(import_id)
-            print(f"file {path.stat().st_size / 1e6:.0f} MB; upload request {request_seconds:.1f} s -> {response.status_code}, "
-                  f"status {row.status}, rows {row.row_count}")
+            print(f"file {path.stat().st_size / 1e6:.0f} MB; upload request {request_seconds:.1f} s -> "
+                  f"{response.status_code}, status {row.status}, rows {row.row_count}")
             while (row := Import.get_by_id(import_id)).status == "describing" or (
                     row.row_count is None and not row.file_error):
                 time.sleep(0.2)

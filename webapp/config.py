@@ -30,7 +30,7 @@ def load_config(instance: Path) -> dict:
         "MAX_UPLOAD_MB": int(os.environ.get("MAX_UPLOAD_MB", DEFAULT_UPLOAD_MB)),
         "MAX_ROWS": int(os.environ.get("MAX_ROWS", "2000000")),
         # A workbook whose sheets unpack to more than this is read by a background job, not the upload request.
-        "READ_NOW_MB": int(os.environ.get("READ_NOW_MB", "64")),
+        "READ_NOW_MB": float(os.environ.get("READ_NOW_MB", "64")),
         "FRAME_ANCESTORS": frame_ancestors,
         # Embedding from another site needs cross-site cookies (SameSite=None; Secure; Partitioned).
         "EMBEDDING": any(origin != "'self'" for origin in frame_ancestors),

@@ -17,8 +17,8 @@ RETRY_MESSAGE = "The import was interrupted and is being resumed where it stoppe
 SWEEP_SECONDS = 30
 log = logging.getLogger(__name__)
 
-JOBS = {"describe": "worker.tasks.describe_upload", "validate": "worker.tasks.validate_import", "import": "worker.tasks.apply_import",
-        "revert": "worker.tasks.revert_import"}
+JOBS = {"describe": "worker.tasks.describe_upload", "validate": "worker.tasks.validate_import",
+        "import": "worker.tasks.apply_import", "revert": "worker.tasks.revert_import"}
 
 
 @contextmanager
@@ -46,7 +46,7 @@ def _queue(redis_url: str):
 
 
 def enqueue(kind: str, import_id: int, redis_url: str | None, limits=None) -> bool:
-    """Start job kind ("describe", "validate", "import" or "revert") for an import; False when the queue is unreachable."""
+    """Start job kind (describe, validate, import or revert) for an import; False when the queue is unreachable."""
     if not redis_url:
         _start_thread(kind, import_id, limits)
         return True

@@ -336,7 +336,8 @@ def _sheet_rows(upload: Import, limits: Limits, stream, deadline: float | None) 
     counts = {}
     for name in upload.sheet_names:
         try:
-            with open_table(_rewound(stream), sheet=name, max_rows=limits.max_rows, max_bytes=limits.max_bytes) as table:
+            with open_table(_rewound(stream), sheet=name, max_rows=limits.max_rows,
+                            max_bytes=limits.max_bytes) as table:
                 counts[name] = count_rows(table, deadline)
         except FileRefused:
             counts[name] = None

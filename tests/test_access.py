@@ -46,6 +46,7 @@ ROUTES = {
     "wizard.upload_get": (OWNER, ()),
     "wizard.upload_post": (OWNER, ()),
     "wizard.uploaded_get": (OWNER, ("path import_id",)),
+    "wizard.uploaded_facts_get": (OWNER, ("path import_id",)),
     "wizard.sheet_post": (OWNER, ("path import_id",)),
     "wizard.header_post": (OWNER, ("path import_id",)),
     "wizard.remove_post": (OWNER, ("path import_id",)),

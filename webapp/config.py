@@ -29,6 +29,8 @@ def load_config(instance: Path) -> dict:
         # 512 MB (HubSpot's per-file limit) holds the 2,000,000 rows MAX_ROWS allows: ~110 MB per million.
         "MAX_UPLOAD_MB": int(os.environ.get("MAX_UPLOAD_MB", DEFAULT_UPLOAD_MB)),
         "MAX_ROWS": int(os.environ.get("MAX_ROWS", "2000000")),
+        # A workbook whose sheets unpack to more than this is read by a background job, not the upload request.
+        "READ_NOW_MB": float(os.environ.get("READ_NOW_MB", "64")),
         "FRAME_ANCESTORS": frame_ancestors,
         # Embedding from another site needs cross-site cookies (SameSite=None; Secure; Partitioned).
         "EMBEDDING": any(origin != "'self'" for origin in frame_ancestors),
@@ -47,10 +49,12 @@ def load_config(instance: Path) -> dict:
 
 
 def upload_limits(settings) -> "Limits":
-    """The upload limits from settings holding MAX_UPLOAD_MB and MAX_ROWS (the app's config)."""
-    from webapp.importer.flow import Limits
+    """The upload limits from settings holding MAX_UPLOAD_MB, MAX_ROWS and optionally READ_NOW_MB (the app's config)."""
+    from webapp.importer.flow import READ_NOW_BYTES, Limits
 
-    return Limits(max_bytes=int(settings["MAX_UPLOAD_MB"]) * 1024 * 1024, max_rows=int(settings["MAX_ROWS"]))
+    read_now = settings.get("READ_NOW_MB")
+    return Limits(max_bytes=int(settings["MAX_UPLOAD_MB"]) * 1024 * 1024, max_rows=int(settings["MAX_ROWS"]),
+                  read_now_bytes=int(float(read_now) * 1024 * 1024) if read_now is not None else READ_NOW_BYTES)
 
 
 def limits_from_env() -> "Limits":

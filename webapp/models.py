@@ -116,6 +116,7 @@ class Import(BaseModel):
     kind = CharField(default="")
     sheet = TextField(null=True)
     sheet_names = JSONField(default=list)
+    sheet_rows = JSONField(default=dict)  # data rows per sheet name, once counted (the sheet picker shows them)
     header_line = IntegerField(null=True)
     headers = JSONField(default=list)
     samples = JSONField(default=dict)

@@ -45,6 +45,9 @@ MIGRATIONS: list = [
                       _add_column(migrator, "imports", "touched_at", Import.touched_at),
                       None if "prefilled" in {column.name for column in db.get_columns("imports")} else
                       db.execute_sql("""ALTER TABLE "imports" ADD COLUMN "prefilled" TEXT NOT NULL DEFAULT '{}'""")],
+    # 11 -> 12: the sheet picker shows each sheet's row count. Plain SQL, as in 7 -> 8.
+    lambda migrator: (None if "sheet_rows" in {column.name for column in db.get_columns("imports")} else
+                      db.execute_sql("""ALTER TABLE "imports" ADD COLUMN "sheet_rows" TEXT NOT NULL DEFAULT '{}'""")),
 ]
 # Foreign keys of the tables an import fills by the million. A checked row (one trigger and one lookup
 # each) cost more than the row itself: a million new personas with their audit entries and audience

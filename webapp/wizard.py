@@ -150,7 +150,7 @@ def upload_post():
     except FileRefused as refused:
         return step("_upload.html", "Upload a file", status=422, error=refused.message, file_name=file.filename,
                     **upload_context())
-    flow.count_rows_if_cheap(upload, limits())
+    flow.finish_later(upload, lambda later: start_job("describe", later))
     return go_to(upload, "wizard.uploaded_get")
 
 
@@ -169,14 +169,17 @@ def template_download(slug: str, ext: str):
 # ---------------------------------------------------------------- step 2: uploaded
 
 DRAFT_STEPS = ("draft", "validated", "failed")
+UPLOADED_STEPS = ("describing", *DRAFT_STEPS)  # a workbook still being read shows the Uploaded step, waiting
+WAITING = ("describing", "counting")  # what the Uploaded step polls for (flow.waiting)
 
 
 def uploaded_context(upload: Import) -> dict:
-    """The recognized fields (with the header that matched each) and the unknown headers."""
+    """The recognized fields (with the header that matched each), the unknown headers, and what is still read."""
     found = {target: header for header, target in upload.mapping.items() if target in FIELDS}
     unknown = [h for h in upload.headers if upload.mapping.get(h) not in FIELDS]
     return {"upload": upload, "fields": FIELDS.values(), "found": found, "unknown": unknown,
-            "duplicate": same_file.warning(same_file.earlier_import(upload))}
+            "duplicate": same_file.warning(same_file.earlier_import(upload)), "waiting": flow.waiting(upload),
+            "late_message": flow.LATE, "preselected": flow.largest_sheet(upload)}
 
 
 def uploaded_step(upload: Import, status: int = 200, **context) -> Response:
@@ -188,19 +191,35 @@ def uploaded_step(upload: Import, status: int = 200, **context) -> Response:
 @owner_required
 def uploaded_get(import_id: int):
     """Step 2: the file's name, row count, recognized fields and unknown headers."""
-    upload, elsewhere = load(import_id, DRAFT_STEPS)
+    upload, elsewhere = load(import_id, UPLOADED_STEPS)
     return elsewhere or uploaded_step(upload)
+
+
+@bp.get("/<int:import_id>/uploaded/facts")
+@owner_required
+def uploaded_facts_get(import_id: int):
+    """The Uploaded step's row counts and sheet picker, polled while the background job reads or counts the file."""
+    upload = get_owned_or_404(Import, import_id)
+    if request.args.get("version", type=int) != upload.version or flow.waiting(upload) not in WAITING:
+        # Read, counted, refused or moved on since the step was shown: the whole step as it is now.
+        response = go_to(upload)
+        if wants_partial():
+            response.headers["HX-Retarget"] = "#wizard-step"
+            response.headers["HX-Reswap"] = "outerHTML"
+        return response
+    return render(PAGE, "imports/steps/_uploaded_facts.html", title="Uploaded", **uploaded_context(upload))
 
 
 def _redescribe(upload: Import, **choice) -> Response:
     """Read the file again with the user's sheet or header line; the file's message inline when refused."""
     choice.setdefault("sheet", upload.sheet)
     try:
-        flow.describe(upload, limits(), **choice)
+        flow.redescribe(upload, limits(), **choice)
     except FileRefused as refused:
         current = get_owned(Import, upload.id)
         return uploaded_step(current, status=422, error=refused.message) if current else changed_elsewhere(upload.id)
     flow.count_rows_if_cheap(upload, limits())
+    flow.finish_later(upload, lambda later: start_job("describe", later))
     return go_to(upload, "wizard.uploaded_get")
 
 
@@ -234,7 +253,7 @@ def header_post(import_id: int):
 @owner_required
 def remove_post(import_id: int):
     """Discard the upload and start again."""
-    upload, elsewhere = shown(import_id, DRAFT_STEPS)
+    upload, elsewhere = shown(import_id, UPLOADED_STEPS)
     if elsewhere:
         return elsewhere
     flow.discard(upload)

@@ -18,8 +18,8 @@ SWEEP_SECONDS = 30
 DRAFT_SWEEP_SECONDS = 3600  # how often a reaper also removes drafts untouched for days
 log = logging.getLogger(__name__)
 
-JOBS = {"validate": "worker.tasks.validate_import", "import": "worker.tasks.apply_import",
-        "revert": "worker.tasks.revert_import"}
+JOBS = {"describe": "worker.tasks.describe_upload", "validate": "worker.tasks.validate_import",
+        "import": "worker.tasks.apply_import", "revert": "worker.tasks.revert_import"}
 
 
 @contextmanager
@@ -47,7 +47,7 @@ def _queue(redis_url: str):
 
 
 def enqueue(kind: str, import_id: int, redis_url: str | None, limits=None) -> bool:
-    """Start job kind ("validate", "import" or "revert") for an import; False when the queue is unreachable."""
+    """Start job kind (describe, validate, import or revert) for an import; False when the queue is unreachable."""
     if not redis_url:
         _start_thread(kind, import_id, limits)
         return True

@@ -4,7 +4,7 @@ import os
 
 from webapp.config import limits_from_env
 from webapp.db import db, init_db
-from webapp.importer import engine, revert
+from webapp.importer import engine, flow, revert
 from webapp.importer.errors import FileRefused
 from webapp.logs import describe
 from webapp.logs import install as install_safe_logging
@@ -22,6 +22,19 @@ class JobFailed(Exception):
     failed in words that are safe to log (webapp.logs.describe), and the job's log line before it carries
     the whole traceback, with every message made as safe.
     """
+
+
+def describe_upload(import_id: int, limits=None) -> None:
+    """Job: read what the upload request left (a large workbook's sheets and header row, the row counts)."""
+    limits = limits or limits_from_env()
+    ensure_db()
+    with connected():
+        try:
+            flow.finish_description(import_id, limits)
+        except Exception as error:
+            # The Uploaded step already says the file could not be read; RQ records the failure.
+            log.exception("describing import %s failed", import_id)
+            raise JobFailed(f"describing import {import_id} failed: {describe(error)}") from None
 
 
 def validate_import(import_id: int, limits=None) -> None:

@@ -85,7 +85,7 @@ def _wait_for_import_threads(seconds: float = 60) -> None:
     """Let in-process import jobs finish: a later test rebinds the database they write to."""
     deadline = time.monotonic() + seconds
     for thread in threading.enumerate():
-        if re.fullmatch(r"(import|validate)-\d+", thread.name):
+        if re.fullmatch(r"(describe|import|validate)-\d+", thread.name):
             thread.join(max(0.0, deadline - time.monotonic()))
 
 

@@ -465,7 +465,9 @@ def test_sheet_picker_for_a_workbook_with_several_sheets(wizard, tmp_path):
     expect(page).to_have_url(step_url("uploaded"))
     picker = page.get_by_label("Sheet to import")
     expect(picker).to_be_visible()
-    assert picker.locator("option").all_inner_texts() == ["Stores", "Customers"]
+    # Each sheet's rows, and the sheet with the most of them preselected (not the first).
+    assert picker.locator("option").all_inner_texts() == ["Stores (1 row)", "Customers (3 rows)"]
+    expect(picker).to_have_value("Customers")
     expect(page.get_by_role("link", name="Next")).to_have_count(0)  # no Next before a sheet is chosen
     wizard.snap("choose-sheet")
     picker.select_option("Customers")
@@ -477,6 +479,36 @@ def test_sheet_picker_for_a_workbook_with_several_sheets(wizard, tmp_path):
     wizard.to_mapping()
     wizard.submit_mapping()
     assert wizard.counts("review")["will create"] == 3
+
+
+def test_a_large_workbook_is_described_while_the_step_waits_then_fills_in(wizard, live, tmp_path, monkeypatch):
+    import threading
+
+    from tests.workbooks import write_workbook
+    from webapp.importer import flow
+
+    live.app.config["READ_NOW_MB"] = 0.01  # so a small test file is a "large" workbook, read in the background
+    gate, real = threading.Event(), flow.finish_description
+    monkeypatch.setattr(flow, "finish_description", lambda *args: (gate.wait(30), real(*args)))
+    path = write_workbook(tmp_path / "big-book.xlsx", {"Stores": 1, "Customers": 30}, note_bytes=400)
+    page = wizard.page
+    wizard.open()
+    page.get_by_label("Upload File").set_input_files(path)
+    expect(page).to_have_url(step_url("uploaded"))
+    expect(page.locator("[data-row-count]")).to_contain_text("describing your file…")
+    expect(page.get_by_role("link", name="Next")).to_have_count(0)
+    wizard.snap("describing")
+    gate.set()  # the job reads it; the step's poll brings the sheets in
+    picker = page.get_by_label("Sheet to import")
+    expect(picker).to_be_visible()
+    assert picker.locator("option").all_inner_texts() == ["Stores (1 row)", "Customers (30 rows)"]
+    expect(picker).to_have_value("Customers")
+    wizard.snap("sheets-counted")
+    page.get_by_role("button", name="Use this sheet").click()
+    expect(page.locator("[data-row-count]")).to_have_text("30 customer rows")
+    expect(page.get_by_role("link", name="Next")).to_be_visible()
+    assert "Email" in wizard.found_fields()
+    wizard.snap("sheet-read")
 
 
 # ---------------------------------------------------------------------------------------------- layout checks

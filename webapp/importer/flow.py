@@ -1,5 +1,8 @@
 """The steps of one import, shared by the wizard, the CLI and the jobs: upload, map, accept, submit."""
 import re
+import time
+from contextlib import nullcontext
+from datetime import timedelta
 from itertools import groupby
 
 from webapp.db import write_transaction
@@ -8,18 +11,37 @@ from webapp.importer.cascade import delete_audiences
 from webapp.importer.engine import import_table
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import validate_mapping
-from webapp.importer.readers import ODS_MIMETYPE, OLE2_MAGIC, count_rows
+from webapp.importer.readers import ODS_MIMETYPE, OLE2_MAGIC, count_rows, open_table, sheet_bytes
 from webapp.importer.report import report_bytes
-from webapp.importer.storage import store_file
+from webapp.importer.storage import opened_file, store_file
 from webapp.importer.states import BEFORE_SUBMIT, WORKING
 from webapp.models import Audience, Import, ImportProblem, ProblemRow, UploadChunk, utcnow
 
 
-class Limits:
-    """The size limits uploads are held to."""
+# A workbook whose sheets and shared strings unpack to more than this is read by the background job: calamine
+# reads about 60 MB of sheet XML a second, openpyxl (beyond calamine's budget) 8 MB; the request must stay short.
+READ_NOW_BYTES = 64 * 1024 * 1024
+# A file that took longer than this to store (a slow database, a large file) is read by the background job
+# whatever its size: what the request has left of gunicorn's 30 s is not spent reading it.
+STORE_BUDGET_SECONDS = 10.0
+# Counting in the upload request stops after this long and hands over to the background job (gunicorn's timeout
+# is 30 s, and a request past it ends in gunicorn's bare error page).
+COUNT_NOW_SECONDS = 5.0
+# A background read or count not done after PATIENCE, plus a second per PATIENT_BYTES of file, has stopped (no
+# worker ran it): the step stops waiting. openpyxl reads and counts ~230 KB of workbook a second (measured).
+PATIENCE = timedelta(minutes=10)
+PATIENT_BYTES = 100 * 1024
+LATE = ("Reading this file is taking much longer than it should, so the import service may be down. Remove it "
+        "and upload it again in a few minutes.")
+UNREADABLE = ("We could not read this file. Remove it and upload it again; if that fails too, open it in Excel, save "
+              "it again as .xlsx (Excel Workbook) or CSV, and upload the new file.")
 
-    def __init__(self, max_bytes: int, max_rows: int):
-        self.max_bytes, self.max_rows = max_bytes, max_rows
+
+class Limits:
+    """The size limits uploads are held to, and how much of a workbook the upload request reads itself."""
+
+    def __init__(self, max_bytes: int, max_rows: int, read_now_bytes: int = READ_NOW_BYTES):
+        self.max_bytes, self.max_rows, self.read_now_bytes = max_bytes, max_rows, read_now_bytes
 
 
 MAX_NAME = 255  # no filesystem allows a longer file name
@@ -40,21 +62,45 @@ def display_name(file_name: str | None) -> str:
 def start_upload(account, user, file_name: str, stream, limits: Limits) -> Import:
     """Store an uploaded file as a new import, read its headers, count a small file; FileRefused leaves nothing.
 
-    The file name is only ever shown: the file itself is stored in the database under the import's id.
+    A large workbook, or a file that was slow to store, is only stored and left for the background job
+    (finish_later). The file name is only ever shown: the file itself is stored in the database under the
+    import's id.
     """
+    started = time.monotonic()
     with write_transaction():
         upload = Import.create(account=account, user=user, file_name=display_name(file_name))
         try:
             store_file(upload, stream, limits.max_bytes)
+            if (time.monotonic() - started > STORE_BUDGET_SECONDS
+                    or not _cheap_to_describe(upload, _rewound(stream), limits)):
+                states.advance(upload, "describe_later")
+                return upload
             # Headers from the bytes in hand: reading 100 MB back from the database only to find them is slow.
             describe(upload, limits, local=_rewound(stream))
             # Reading a small file to its end now refuses a late problem (one row too many, a stray quote)
             # at the upload, not after the user has mapped the columns.
-            _count_if_cheap(upload, limits, local=_rewound(stream))
+            _count(upload, limits, local=_rewound(stream), deadline=time.monotonic() + COUNT_NOW_SECONDS)
         except FileRefused:
             upload.delete_instance(recursive=True)
             raise
     return upload
+
+
+def _cheap_to_describe(upload: Import, local, limits: Limits) -> bool:
+    """Whether reading the file's sheets, header row and samples is quick enough for the upload request."""
+    with (nullcontext(local) if local is not None else opened_file(upload)) as stream:
+        return sheet_bytes(stream) <= limits.read_now_bytes
+
+
+def redescribe(upload: Import, limits: Limits, sheet: str | None = None, header_line: int | None = None) -> Import:
+    """Read the file again with the user's sheet or header line: now when that is quick, else in the background."""
+    with opened_file(upload) as local:
+        if not _cheap_to_describe(upload, local, limits):
+            with write_transaction():
+                _unstage(upload, "describe_later", sheet=sheet, header_line=header_line, file_error=None, headers=[],
+                         samples={}, mapping={}, row_count=None)
+            return upload
+        return describe(upload, limits, sheet=sheet, header_line=header_line, local=local)
 
 
 def _rewound(stream):
@@ -67,27 +113,105 @@ def _rewound(stream):
 
 
 def describe(upload: Import, limits: Limits, sheet: str | None = None, header_line: int | None = None,
-             local=None) -> Import:
-    """(Re)read the file's sheets, header row and samples, and pre-fill the mapping; states.Changed if it changed."""
+             local=None, move: str = "describe", count: bool = False) -> Import:
+    """(Re)read the file's sheets, header row and samples (count: and its rows), and pre-fill the mapping;
+    states.Changed if it changed."""
     upload.sheet, upload.header_line = sheet, header_line  # what import_table reads
     try:
         with import_table(upload, limits.max_rows, limits.max_bytes, local) as table:
             found = {"kind": table.kind, "sheet_names": table.sheet_names, "sheet": table.sheet,
-                     "header_line": table.header_line, "headers": table.headers, "samples": table.sample(3)}
+                     "header_line": table.header_line, "headers": table.headers, "samples": table.sample(3),
+                     # The background job counts on the table it opened: opening a large workbook is the slow part.
+                     "row_count": count_rows(table) if count else None}
     except FileRefused as refused:
         if not (refused.sheets and sheet is None) and not refused.header_kind:
             raise
         # A multi-sheet workbook, or a file without a header row, waits for the user's choice.
         found = {"file_error": refused.message, "sheet_names": refused.sheets or upload.sheet_names or [],
-                 "kind": refused.header_kind or workbook_kind(upload),
+                 "kind": refused.header_kind or workbook_kind(upload), "row_count": None,
                  "sheet": sheet, "header_line": header_line, "headers": [], "samples": {}, "mapping": {},
                  "prefilled": {}}
     else:
         mapping, prefilled = remembered.prefill(upload.account_id, found["headers"], found["samples"], upload.id)
         found.update(file_error=None, mapping=mapping, prefilled=prefilled)
     with write_transaction():
-        _unstage(upload, "describe", row_count=None, **found)
+        _unstage(upload, move, **found)
     return upload
+
+
+# ---------------------------------------------------------------- what the upload request leaves for later
+
+def left_for_later(upload: Import) -> bool:
+    """Whether the describe job has work here: a workbook to read, or rows (or each sheet's rows) to count."""
+    return upload.status == states.DESCRIBING or _uncounted(upload) or _sheets_uncounted(upload)
+
+
+def _uncounted(upload: Import) -> bool:
+    return not upload.file_error and bool(upload.headers) and upload.row_count is None
+
+
+def _sheets_uncounted(upload: Import) -> bool:
+    return len(upload.sheet_names or []) > 1 and not upload.sheet_rows
+
+
+def finish_later(upload: Import, start) -> None:
+    """Hand what the request left (left_for_later) to the background: start(upload) is the one enqueue point."""
+    if left_for_later(upload):
+        Import.update(queued_at=utcnow()).where(Import.id == upload.id).execute()
+        upload.queued_at = utcnow()
+        start(upload)
+
+
+def waiting(upload: Import) -> str | None:
+    """What the Uploaded step waits for: "describing", "counting", "late" (it waited too long), or None."""
+    if not left_for_later(upload):
+        return None
+    patience = PATIENCE + timedelta(seconds=(upload.size or 0) / PATIENT_BYTES)
+    if upload.queued_at is not None and upload.queued_at < utcnow() - patience:
+        return "late"
+    return "describing" if upload.status == states.DESCRIBING else "counting"
+
+
+def finish_description(import_id: int, limits: Limits) -> None:
+    """The describe job: read a workbook the request left, then count its rows and sheets.
+
+    What the file is refused for becomes the Uploaded step's message, in the words an upload's refusal has.
+    A move the user made meanwhile (another sheet, Remove) wins: this run's result is dropped (states.Changed).
+    """
+    upload = Import.get_or_none(Import.id == import_id)
+    if upload is None or not left_for_later(upload):
+        return
+    try:
+        try:
+            if upload.status == states.DESCRIBING:
+                describe(upload, limits, sheet=upload.sheet, header_line=upload.header_line, move="described",
+                         count=True)
+            _count(upload, limits)
+        except FileRefused as refused:
+            _refused_later(upload, refused.message)
+        except Exception:
+            _refused_later(upload, UNREADABLE)
+            raise
+    except states.Changed:
+        return
+
+
+def _refused_later(upload: Import, message: str) -> None:
+    """Show a refusal the background job met on the Uploaded step (the request's refusal deletes the upload)."""
+    # A file nobody read before has no type to show; a refused choice keeps it, with the sheet picker or line form.
+    chosen = bool(upload.headers or upload.sheet or upload.header_line or upload.sheet_names)
+    with write_transaction():
+        _unstage(upload, "described" if upload.status == states.DESCRIBING else "describe", file_error=message,
+                 kind=(upload.kind or workbook_kind(upload)) if chosen else "", headers=[], samples={}, mapping={},
+                 row_count=None)
+
+
+def largest_sheet(upload: Import) -> str | None:
+    """The sheet the picker preselects: the one chosen, else the one with the most rows (the first of equals)."""
+    if upload.sheet or not upload.sheet_names:
+        return upload.sheet
+    counts = upload.sheet_rows or {}
+    return max(upload.sheet_names, key=lambda name: counts.get(name) or 0)
 
 
 def workbook_kind(upload: Import) -> str:
@@ -156,25 +280,60 @@ PROBLEMS_PER_QUERY = 500
 
 
 def count_rows_if_cheap(upload: Import, limits: Limits) -> int | None:
-    """Count the data rows now when the file is small (and not counted yet); None leaves it to the validation pass."""
+    """Count the data rows now when the file is small (and not counted yet); None leaves it to the background."""
     if upload.row_count is not None:
         return upload.row_count
     try:
-        return _count_if_cheap(upload, limits)
+        _count(upload, limits, deadline=time.monotonic() + COUNT_NOW_SECONDS)
     except FileRefused:
         return None  # e.g. over the row limit: validation says so with its message
+    return upload.row_count
 
 
-def _count_if_cheap(upload: Import, limits: Limits, local=None) -> int | None:
-    """Count and save the data rows of a small file (refusing what a full read refuses); None for a large one."""
-    if upload.file_error or not upload.headers or upload.size > CHEAP_COUNT_BYTES.get(upload.kind, 0):
-        return None
-    with import_table(upload, limits.max_rows, limits.max_bytes, local) as table:
-        upload.row_count = count_rows(table)
+def _count(upload: Import, limits: Limits, local=None, deadline: float | None = None) -> None:
+    """Count and save each sheet's data rows (several sheets) and the chosen sheet's; FileRefused as a full read.
+
+    With a deadline (the upload request): only a small file, and only until the deadline; the rest is left
+    for the background job (left_for_later).
+    """
+    if upload.status == states.DESCRIBING or (deadline is not None
+                                              and upload.size > CHEAP_COUNT_BYTES.get(upload.kind, 0)):
+        return
+    with (nullcontext(local) if local is not None else opened_file(upload)) as stream:
+        if _sheets_uncounted(upload):
+            counts = _sheet_rows(upload, limits, stream, deadline)
+            if counts is None:
+                return
+            # A fact of the file, whichever sheet is chosen: written whatever moves were made since.
+            Import.update(sheet_rows=counts).where(Import.id == upload.id).execute()
+            upload.sheet_rows = counts
+        if not _uncounted(upload):
+            return
+        with import_table(upload, limits.max_rows, limits.max_bytes, _rewound(stream)) as table:
+            rows = count_rows(table, deadline)
+    if rows is None:
+        return
+    upload.row_count = rows
     # A fact of the file as read at this version: not written if another sheet or header row was chosen since.
     Import.update(row_count=upload.row_count).where(
         (Import.id == upload.id) & (Import.version == upload.version)).execute()
-    return upload.row_count
+
+
+def _sheet_rows(upload: Import, limits: Limits, stream, deadline: float | None) -> dict[str, int | None] | None:
+    """The data rows of each sheet with data: None for a sheet refused alone (e.g. no header row); None past the
+    deadline."""
+    counts = {}
+    for name in upload.sheet_names:
+        try:
+            with open_table(_rewound(stream), sheet=name, max_rows=limits.max_rows,
+                            max_bytes=limits.max_bytes) as table:
+                counts[name] = count_rows(table, deadline)
+        except FileRefused:
+            counts[name] = None
+            continue
+        if counts[name] is None:
+            return None
+    return counts
 
 
 def is_submitted(upload: Import) -> bool:

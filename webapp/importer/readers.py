@@ -2,6 +2,7 @@
 
 import io
 import os
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -138,9 +139,28 @@ def too_many_rows(limit: int) -> str:
             "Split it into smaller files and import them one at a time.")
 
 
-def count_rows(table: Table) -> int:
-    """Count the data rows by streaming them once."""
-    return sum(1 for _ in table.rows())
+def count_rows(table: Table, deadline: float | None = None) -> int | None:
+    """Count the data rows by streaming them once; None when time.monotonic() passes the deadline first."""
+    if deadline is None:
+        return sum(1 for _ in table.rows())
+    count = 0
+    for count, _ in enumerate(table.rows(), 1):
+        if count % 1024 == 0 and time.monotonic() > deadline:
+            return None
+    return count
+
+
+def sheet_bytes(source) -> int:
+    """What reading a workbook's sheets unpacks: its sheets' and shared strings' declared sizes (a zip), the whole
+    file (an .xls); 0 for a text file, whose first rows are read without reading the rest."""
+    size = _size(source)
+    with _open_binary(source) as f:
+        head = f.read(8)
+        if head.startswith(ZIP_MAGIC):
+            members = excel_reader.zip_members(f)  # a damaged zip or a zip bomb is refused here, unread
+            return sum(size for name, size in members.items()
+                       if "worksheets/" in name or name.endswith("sharedStrings.xml") or name == "content.xml")
+    return size if head.startswith(OLE2_MAGIC) or head[:2] in BIFF_BOF else 0
 
 
 def open_table(source, *, sheet: str | None = None, header_line: int | None = None,

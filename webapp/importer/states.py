@@ -1,6 +1,7 @@
 """An import's statuses, the moves between them, and the one way to make a move: a compare-and-set UPDATE.
 
-    draft -> validating -> validated -> queued -> running -> completed | failed
+    (describing ->) draft -> validating -> validated -> queued -> running -> completed | failed
+    (describing: a large workbook's sheets and header row are read by a background job, not the upload request)
     (draft, validated, failed before submitting: back to draft with another sheet, header row or mapping)
     completed | failed -> reverting -> reverted
     failed -> queued (an owner resumes a submitted import from its checkpoint, while its kept rows are there)
@@ -13,11 +14,11 @@ from dataclasses import dataclass
 
 from webapp.models import Import, utcnow
 
-DRAFT, VALIDATING, VALIDATED = "draft", "validating", "validated"
+DESCRIBING, DRAFT, VALIDATING, VALIDATED = "describing", "draft", "validating", "validated"
 QUEUED, RUNNING, COMPLETED, FAILED = "queued", "running", "completed", "failed"
 REVERTING, REVERTED = "reverting", "reverted"
 
-BEFORE_SUBMIT = (DRAFT, VALIDATING, VALIDATED)
+BEFORE_SUBMIT = (DESCRIBING, DRAFT, VALIDATING, VALIDATED)
 EDITABLE = (DRAFT, VALIDATED, FAILED)  # the Uploaded and Map steps, while the import was never submitted
 WORKING = (VALIDATING, QUEUED, RUNNING, REVERTING)
 FINISHED = (COMPLETED, FAILED, REVERTED)
@@ -35,9 +36,11 @@ class Move:
 
 MOVES = {
     "describe": Move(EDITABLE, DRAFT, unsubmitted=True),  # the file read again: another sheet or header row
+    "describe_later": Move((DESCRIBING, *EDITABLE), DESCRIBING, unsubmitted=True),  # left to the background job
+    "described": Move((DESCRIBING,), DRAFT, unsubmitted=True),  # the background job read it
     "map": Move(EDITABLE, DRAFT, unsubmitted=True),
     "validate": Move((DRAFT,), VALIDATING, unsubmitted=True),  # queue the dry run
-    "remove": Move(EDITABLE, None, unsubmitted=True),  # the row is deleted in the same transaction
+    "remove": Move((DESCRIBING, *EDITABLE), None, unsubmitted=True),  # the row is deleted in the same transaction
     "submit": Move((VALIDATED,), QUEUED, unsubmitted=True),  # terms accepted, import queued
     "run_validation": Move((VALIDATING,), VALIDATING),  # a worker takes (or takes over) the lease
     "run_apply": Move((QUEUED, RUNNING), RUNNING),

@@ -6,7 +6,9 @@ checks. `import_via_cli` drives the `import` command and returns its parsed JSON
 """
 import csv
 import json
+from dataclasses import replace
 
+from webapp import config
 from webapp.importer import engine, flow
 from webapp.importer.export import export_personas
 from webapp.models import AuditEntry, Import, ImportProblem
@@ -16,6 +18,18 @@ LIMITS = flow.Limits(max_bytes=10 * 1024 * 1024, max_rows=100_000)
 TERMS = "terms-test-1"
 IP = "203.0.113.7"
 COUNT_KEYS = ("created", "updated", "unchanged", "rejected", "warnings")
+
+
+TUNING = ("chunk_rows", "apply_workers", "stale_seconds", "sweep_seconds", "fault_kill_after_chunks")
+
+
+def tune(monkeypatch, **variables):
+    """Set IMPORT_* tuning variables for one test: in the environment (for the worker processes it starts)
+    and in this process's settings, which were read from the environment once."""
+    for name, value in variables.items():
+        monkeypatch.setenv(name, str(value))
+    fresh = config.Settings.from_env()
+    monkeypatch.setattr(config, "_installed", replace(config.current(), **{k: getattr(fresh, k) for k in TUNING}))
 
 
 def write_csv(tmp_path, rows, name="people.csv"):

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.conftest import POSTGRES_URL, csrf_token_of, log_in
+from tests.engine_helpers import tune
 from tests.jobs_helpers import (
     CHUNK, LIMITS, Workers, audit_count, changed_rows, exported, file_points, finished, row_of, status_of,
     validated_import, wait_for, write_csv,
@@ -41,7 +42,7 @@ def _redis_url() -> str:
 
 @pytest.fixture(autouse=True)
 def _small_chunks(monkeypatch):
-    monkeypatch.setenv("IMPORT_CHUNK_ROWS", str(CHUNK))
+    tune(monkeypatch, IMPORT_CHUNK_ROWS=CHUNK)
 
 
 def _reference(tmp_path, owner, path, name="Reference", seeded=False):

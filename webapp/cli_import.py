@@ -21,7 +21,6 @@ from webapp.importer.values import ParseContext, parse_email, parse_phone
 from webapp.models import (
     Account, Audience, AudienceMember, AuditEntry, Import, ImportProblem, Membership, Persona, User, utcnow,
 )
-from worker.queue import WAITING_MESSAGE, enqueue
 
 POLL_SECONDS = 0.2
 
@@ -50,10 +49,20 @@ def _limits() -> flow.Limits:
     return upload_limits(current_app.config)
 
 
+def _enqueue(kind: str, import_id: int) -> bool:
+    """Start job kind for an import through the app's enqueue function; False when the queue is unreachable."""
+    return current_app.extensions["enqueue"](kind, import_id, current_app.config["REDIS_URL"], _limits())
+
+
+def _waiting(import_id: int) -> str | None:
+    """What the import row says while its job waits for the queue to come back (the queue wrote it)."""
+    return Import.get_by_id(import_id).error_message
+
+
 def _run_job(kind: str, upload: Import, done: tuple[str, ...]) -> Import:
     """Start a job the way the wizard does (the import was just queued) and wait for the row to say it ended."""
-    if not enqueue(kind, upload.id, current_app.config["REDIS_URL"], _limits()):
-        _print({"import_id": upload.id, "status": upload.status, "message": WAITING_MESSAGE})
+    if not _enqueue(kind, upload.id):
+        _print({"import_id": upload.id, "status": upload.status, "message": _waiting(upload.id)})
         sys.exit(1)
     while (upload := Import.get_by_id(upload.id)).status not in done:
         time.sleep(POLL_SECONDS)
@@ -261,8 +270,8 @@ def requeue_command(import_id):
         upload = _run_job(kind, upload, done=("completed", "failed", "reverted"))
         _print({"requeued": [import_id], "status": upload.status})
         return
-    if not enqueue(kind, import_id, redis_url, _limits()):
-        _print({"requeued": [], "import_id": import_id, "message": WAITING_MESSAGE})
+    if not _enqueue(kind, import_id):
+        _print({"requeued": [], "import_id": import_id, "message": _waiting(import_id)})
         sys.exit(1)
     _print({"requeued": [import_id]})
 

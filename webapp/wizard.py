@@ -18,7 +18,6 @@ from webapp.importer.templates import TEMPLATES, template_csv, template_filename
 from webapp.models import Import, utcnow
 from webapp.ratelimit import rate_limited
 from webapp.render import render, wants_partial
-from worker.queue import enqueue
 
 bp = Blueprint("wizard", __name__, url_prefix="/imports")
 
@@ -40,7 +39,7 @@ def limits() -> flow.Limits:
 
 def start_job(kind: str, upload: Import) -> bool:
     """Hand the import to the queue (the one enqueue point); False when the queue is unreachable."""
-    return enqueue(kind, upload.id, current_app.config["REDIS_URL"], limits())
+    return current_app.extensions["enqueue"](kind, upload.id, current_app.config["REDIS_URL"], limits())
 
 
 def step_endpoint(upload: Import) -> str:

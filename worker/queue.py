@@ -1,10 +1,10 @@
 """The one place that starts background work: an RQ job with REDIS_URL, else an in-process thread."""
 import logging
-import os
 import threading
 import time
 from contextlib import contextmanager, nullcontext
 
+from webapp import config
 from webapp.db import db
 from webapp.models import Import, utcnow
 
@@ -14,7 +14,6 @@ RETRY_INTERVALS = [10, 30, 60]
 WAITING_MESSAGE = "Waiting for the import service to come back; it will start on its own."
 FAILED_MESSAGE = "The import failed unexpectedly. Rows applied so far stay applied and none was applied twice."
 RETRY_MESSAGE = "The import was interrupted and is being resumed where it stopped."
-SWEEP_SECONDS = 30
 log = logging.getLogger(__name__)
 
 JOBS = {"validate": "worker.tasks.validate_import", "import": "worker.tasks.apply_import",
@@ -166,8 +165,8 @@ def _unschedule(queue, name: str) -> None:
 
 
 def sweep_seconds() -> float:
-    """How often the reaper looks for dead imports (IMPORT_SWEEP_SECONDS, default 30 s)."""
-    return float(os.environ.get("IMPORT_SWEEP_SECONDS") or SWEEP_SECONDS)
+    """How often the reaper looks for dead imports (the sweep_seconds setting, IMPORT_SWEEP_SECONDS)."""
+    return config.current().sweep_seconds
 
 
 def start_reaper(redis_url: str | None, lock=None) -> threading.Thread:

@@ -2,7 +2,7 @@
 import logging
 import os
 
-from webapp.config import limits_from_env
+from webapp import config
 from webapp.db import db, init_db
 from webapp.importer import engine, revert
 from webapp.importer.errors import FileRefused
@@ -26,7 +26,7 @@ class JobFailed(Exception):
 
 def validate_import(import_id: int, limits=None) -> None:
     """Job: the Review step's full validation pass (dry run)."""
-    limits = limits or limits_from_env()
+    limits = limits or config.current().limits
     _run(import_id, ready=(), working="validating", work=lambda lease: engine.validate(
         import_id, lease, max_rows=limits.max_rows, max_bytes=limits.max_bytes))
 
@@ -53,9 +53,7 @@ def ensure_db() -> None:
     """Bind the database when the job runs in a bare `rq worker` (no app factory ran)."""
     install_safe_logging()
     if db.obj is None:
-        from webapp import ROOT
-
-        init_db(os.environ.get("DATABASE_URL") or f"sqlite:///{ROOT / 'instance' / 'personas.db'}")
+        init_db(config.current().database_url)
 
 
 def _run(import_id: int, ready: tuple, working: str, work) -> None:
@@ -89,7 +87,7 @@ def _run(import_id: int, ready: tuple, working: str, work) -> None:
 def _fault_injection():
     """IMPORT_FAULT_KILL_AFTER_CHUNKS=k (fault-injection tests only): SIGKILL this worker and its
     work horse right after the k-th chunk of this run commits, as a crash would."""
-    k = int(os.environ.get("IMPORT_FAULT_KILL_AFTER_CHUNKS") or 0)
+    k = config.current().fault_kill_after_chunks
     if not k:
         return None
     import signal
@@ -99,7 +97,8 @@ def _fault_injection():
     def after_chunk():
         done[0] += 1
         if done[0] >= k:
-            if os.environ.get("RQ_WORKER_ID"):  # a forked work horse: take its worker down too
+            # RQ names the work horse it forks in its environment (not a setting): take its worker down too.
+            if os.environ.get("RQ_WORKER_ID"):
                 os.kill(os.getppid(), signal.SIGKILL)
             os.kill(os.getpid(), signal.SIGKILL)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 import polars as pl
 from peewee import IntegrityError, OperationalError
 
+from webapp import config
 from webapp.db import chunk_transaction, is_postgres, write_transaction
 from webapp.importer import lookup, merge_columns, row_merge, staging, units, validation, writes
 from webapp.importer.lease import LeaseLost, check_lease, claim, fail, stale_after  # noqa: F401 - the job API
@@ -83,7 +84,7 @@ def apply_workers() -> int:
     """Units applied at once: two on PostgreSQL (IMPORT_APPLY_WORKERS), one on SQLite, whose writers queue."""
     if not is_postgres():
         return 1
-    return int(os.environ.get("IMPORT_APPLY_WORKERS") or min(2, os.cpu_count() or 1))
+    return config.current().apply_workers or min(2, os.cpu_count() or 1)
 
 
 def _unit_rows(upload: Import, lease: str, wanted: int) -> int:

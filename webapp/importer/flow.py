@@ -2,6 +2,7 @@
 import re
 from itertools import groupby
 
+from webapp.config import Limits
 from webapp.db import write_transaction
 from webapp.importer import lease, problem_rows, reasserted, staging, states, storage
 from webapp.importer.cascade import delete_audiences
@@ -14,12 +15,7 @@ from webapp.importer.storage import store_file
 from webapp.importer.states import BEFORE_SUBMIT, WORKING
 from webapp.models import Audience, Import, ImportProblem, ProblemRow, RememberedMapping, UploadChunk, utcnow
 
-
-class Limits:
-    """The size limits uploads are held to."""
-
-    def __init__(self, max_bytes: int, max_rows: int):
-        self.max_bytes, self.max_rows = max_bytes, max_rows
+__all__ = ["Limits"]  # the upload limits (webapp.config), named here for the callers of start_upload
 
 
 MAX_NAME = 255  # no filesystem allows a longer file name

@@ -3,20 +3,19 @@
 Every state an import's job changes is written under this lease, so a run that lost it (another took over
 a run that looked dead) stops at its next chunk without writing.
 """
-import os
 import uuid
 from datetime import timedelta
 
+from webapp import config
 from webapp.db import is_postgres, write_transaction
 from webapp.importer.states import RUN_MOVES, move, resumable_where
 from webapp.models import Import, utcnow
 
-STALE_AFTER = timedelta(seconds=60)
 
 
 def stale_after() -> timedelta:
-    """How long a silent heartbeat means the run died (IMPORT_STALE_SECONDS, default 60 s)."""
-    return timedelta(seconds=float(os.environ.get("IMPORT_STALE_SECONDS") or STALE_AFTER.total_seconds()))
+    """How long a silent heartbeat means the run died (the stale_seconds setting, IMPORT_STALE_SECONDS)."""
+    return timedelta(seconds=config.current().stale_seconds)
 
 
 class LeaseLost(Exception):

@@ -27,7 +27,7 @@ def loaded_after_importing(modules) -> set[str]:
 
 
 def test_the_core_has_every_module_listed():
-    assert {"webapp.importer.engine", "webapp.importer.states",
+    assert {"webapp.importer.engine", "webapp.importer.service", "webapp.importer.states",
             "webapp.importer.values"} <= set(CORE)
 
 

@@ -3,17 +3,16 @@ from flask import Blueprint, Response, flash, g, redirect, request, url_for
 from peewee import JOIN
 
 from webapp.auth import get_owned_or_404, login_required, owner_required
-from webapp.importer import flow
+from webapp.importer import flow, service
 from webapp.importer.progress import progress as progress_of
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import FIELDS, IGNORE, attribute_name
-from webapp.importer.revert import claim_revert
 from webapp.importer.revert import preview as revert_preview
 from webapp.importer.states import REVERTIBLE, resumable
 from webapp.models import Audience, Import, User
 from webapp.personas import Page
 from webapp.render import render
-from webapp.wizard import start_job
+from webapp.wizard import enqueue
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
 
@@ -94,7 +93,7 @@ def delete_file(import_id: int):
     """Delete the import's stored file, staged rows and audience; the persona changes stay."""
     upload = get_owned_or_404(Import, import_id)
     try:
-        flow.delete_file(upload)
+        service.delete_file(upload)
     except FileRefused as refused:
         flash(refused.message, "error")
     else:
@@ -109,11 +108,10 @@ def resume(import_id: int):
     """Queue a halted import again from where it stopped (rows already applied are never applied again)."""
     upload = get_owned_or_404(Import, import_id)
     try:
-        flow.resume(upload)
+        service.resume(upload, enqueue)
     except FileRefused as refused:
         flash(refused.message, "error")
     else:
-        start_job("import", upload)
         flash(f"Import #{upload.id} ({upload.file_name}) resumes where it stopped.", "success")
     return _to_history()
 
@@ -144,11 +142,10 @@ def revert_post(import_id: int):
     """Start reverting the import in the background (a large one takes longer than a request may)."""
     upload = get_owned_or_404(Import, import_id)
     try:
-        claim_revert(upload.id, g.account.id, g.user.id)
+        service.request_revert(upload.id, g.account.id, g.user.id, enqueue)
     except FileRefused as refused:
         return render("imports/revert_confirm.html", "imports/_revert_confirm.html", status=409, upload=upload,
                       preview=None, error=refused.message)
-    start_job("revert", upload)
     return revert_result(import_id)
 
 

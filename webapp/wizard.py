@@ -9,7 +9,7 @@ from flask import Blueprint, Response, abort, current_app, flash, g, redirect, r
 
 from webapp.auth import get_owned, get_owned_or_404, login_required, owner_required
 from webapp.config import upload_limits
-from webapp.importer import flow, same_file
+from webapp.importer import flow, same_file, service
 from webapp.importer.errors import FileRefused
 from webapp.importer.progress import progress as progress_of
 from webapp.importer.fields import ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target
@@ -39,7 +39,12 @@ def limits() -> flow.Limits:
 
 def start_job(kind: str, upload: Import) -> bool:
     """Hand the import to the queue (the one enqueue point); False when the queue is unreachable."""
-    return current_app.extensions["enqueue"](kind, upload.id, current_app.config["REDIS_URL"], limits())
+    return enqueue(kind, upload.id)
+
+
+def enqueue(kind: str, import_id: int) -> bool:
+    """The app's enqueue function (create_app's), as the core's services take it."""
+    return current_app.extensions["enqueue"](kind, import_id, current_app.config["REDIS_URL"], limits())
 
 
 def step_endpoint(upload: Import) -> str:
@@ -142,7 +147,7 @@ def upload_post():
         return step("_upload.html", "Upload a file", status=422, error="Choose a CSV or Excel file to upload.",
                     **upload_context())
     try:
-        upload = flow.start_upload(g.account, g.user, file.filename, file.stream, limits())
+        upload = service.start_upload(g.account, g.user, file.filename, file.stream, limits())
     except FileRefused as refused:
         return step("_upload.html", "Upload a file", status=422, error=refused.message, file_name=file.filename,
                     **upload_context())
@@ -192,11 +197,10 @@ def _redescribe(upload: Import, **choice) -> Response:
     """Read the file again with the user's sheet or header line; the file's message inline when refused."""
     choice.setdefault("sheet", upload.sheet)
     try:
-        flow.describe(upload, limits(), **choice)
+        service.redescribe(upload, limits(), **choice)
     except FileRefused as refused:
         current = get_owned(Import, upload.id)
         return uploaded_step(current, status=422, error=refused.message) if current else changed_elsewhere(upload.id)
-    flow.count_rows_if_cheap(upload, limits())
     return go_to(upload, "wizard.uploaded_get")
 
 
@@ -233,7 +237,7 @@ def remove_post(import_id: int):
     upload, elsewhere = shown(import_id, DRAFT_STEPS)
     if elsewhere:
         return elsewhere
-    flow.discard(upload)
+    service.discard(upload)
     return go_to(None)
 
 
@@ -303,11 +307,9 @@ def mapping_post(import_id: int):
     if elsewhere:
         return elsewhere
     mapping = parse_mapping(upload, request.form)
-    errors = flow.set_mapping(upload, mapping)
+    errors = service.confirm_mapping(upload, mapping, enqueue)
     if errors:
         return mapping_step(upload, mapping, status=422, errors=errors)
-    flow.queue_validation(upload)
-    start_job("validate", upload)
     return go_to(upload, "wizard.review_get")
 
 
@@ -361,10 +363,10 @@ def review_post(import_id: int):
     if not request.form.get("accept_terms"):
         return review_step(upload, status=422, error=ACCEPT_TERMS, opt_in_sms=opt_in_sms, opt_in_email=opt_in_email)
     try:
-        flow.submit(upload, g.user, request.remote_addr, current_app.config["TERMS_VERSION"], opt_in_sms, opt_in_email)
+        service.submit(upload, g.user, request.remote_addr, current_app.config["TERMS_VERSION"], opt_in_sms,
+                       opt_in_email, enqueue)
     except FileRefused as refused:
         return review_step(upload, status=422, error=refused.message)
-    start_job("import", upload)
     return go_to(upload, "imports.progress")
 
 

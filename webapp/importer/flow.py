@@ -100,13 +100,18 @@ def remembered_mappings(account_id: int) -> dict:
     return {m.header_key: m.target for m in query}
 
 
-def set_mapping(upload: Import, mapping: dict[str, str]) -> list[str]:
-    """Check and save the user's mapping, remembering it for the account; returns the errors (states.Changed)."""
+def set_mapping(upload: Import, mapping: dict[str, str], validate: bool = False) -> list[str]:
+    """Check and save the user's mapping, remembering it for the account; returns the errors (states.Changed).
+
+    validate: queue the dry run in the same transaction (service.confirm_mapping): no one sees a mapped draft.
+    """
     errors = validate_mapping(mapping)
     if errors:
         return errors
     with write_transaction():
         _unstage(upload, "map", mapping=mapping)
+        if validate:
+            queue_validation(upload)
         # A header longer than any real one is not worth remembering (and would not fit the index).
         rows = [{"account": upload.account_id, "header_key": normalize_header(h), "target": t}
                 for h, t in mapping.items() if len(normalize_header(h)) <= 200]

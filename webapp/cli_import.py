@@ -15,6 +15,7 @@ from webapp.importer.export import Selection, export_personas
 from webapp.importer.export_files import FORMATS, export_stream
 from webapp.importer.header_row import NO_HEADER
 from webapp.importer.revert import revert
+from webapp.importer.states import Status
 from webapp.models import Account, Audience, AudienceMember, Import, ImportProblem, Membership, Persona, User
 
 POLL_SECONDS = 0.2
@@ -58,14 +59,14 @@ def _enqueue_or_exit(kind: str, import_id: int) -> bool:
     return True
 
 
-def _wait(upload: Import, done: tuple[str, ...]) -> Import:
+def _wait(upload: Import, done: tuple[Status, ...]) -> Import:
     """The import once its row says its job ended (a status in done)."""
     while (upload := Import.get_by_id(upload.id)).status not in done:
         time.sleep(POLL_SECONDS)
     return upload
 
 
-def _run_job(kind: str, upload: Import, done: tuple[str, ...]) -> Import:
+def _run_job(kind: str, upload: Import, done: tuple[Status, ...]) -> Import:
     """Start a job for an import already in its queued state, and wait for the row to say it ended."""
     _enqueue_or_exit(kind, upload.id)
     return _wait(upload, done)
@@ -127,10 +128,10 @@ def import_command(file, account_name, user_email, accept_terms, sheet, header_l
             raise FileRefused(" ".join(errors))
     except FileRefused as refused:
         _refuse(refused.message)
-    upload = _wait(upload, ("validated", "failed"))
+    upload = _wait(upload, (Status.VALIDATED, Status.FAILED))
     earlier = same_file.earlier_import(upload)
     duplicate = earlier.id if earlier else None
-    if upload.status == "failed":
+    if upload.status == Status.FAILED:
         _refuse(upload.error_message)
     if dry_run:
         # The counts for the opt-in-all flags given, as the Review step shows them for its boxes.
@@ -140,13 +141,13 @@ def import_command(file, account_name, user_email, accept_terms, sheet, header_l
         return
     service.submit(upload, user, None, current_app.config["TERMS_VERSION"], opt_in_sms, opt_in_email,
                    _enqueue_or_exit)
-    upload = _wait(upload, ("completed", "failed"))
-    if upload.status == "failed":
-        _print({"import_id": upload.id, "status": "failed", "error": upload.error_message})
+    upload = _wait(upload, (Status.COMPLETED, Status.FAILED))
+    if upload.status == Status.FAILED:
+        _print({"import_id": upload.id, "status": Status.FAILED, "error": upload.error_message})
         sys.exit(1)
     audience = Audience.get_or_none(Audience.id == upload.audience_id)
     counts = upload.counts
-    _print({"import_id": upload.id, "status": "completed", "rows": upload.rows_total,
+    _print({"import_id": upload.id, "status": Status.COMPLETED, "rows": upload.rows_total,
             **{k: counts.get(k, 0) for k in ("created", "updated", "unchanged", "rejected", "warnings")},
             "audience": audience.name if audience else None, "audience_members": _members(audience),
             "duplicate_of": duplicate, "problems": _problems(upload.id, ("parse", "apply"))})
@@ -254,7 +255,7 @@ def requeue_command(import_id):
             _refuse(refused.message)
         kind = "import"
     if not redis_url:  # the in-process runner: this command runs the job and waits for it
-        upload = _run_job(kind, upload, done=("completed", "failed", "reverted"))
+        upload = _run_job(kind, upload, done=(Status.COMPLETED, Status.FAILED, Status.REVERTED))
         _print({"requeued": [import_id], "status": upload.status})
         return
     if not _enqueue(kind, import_id):

@@ -8,7 +8,7 @@ from webapp.importer.progress import progress as progress_of
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import FIELDS, IGNORE, attribute_name
 from webapp.importer.revert import preview as revert_preview
-from webapp.importer.states import REVERTIBLE, resumable
+from webapp.importer.states import REVERTIBLE, WORKING, Status, resumable
 from webapp.models import Audience, Import, User
 from webapp.personas import Page
 from webapp.render import render
@@ -71,7 +71,7 @@ def history():
     from webapp.wizard import step_endpoint
 
     return render("imports/history.html", "imports/_history.html", listing=page, step_of=step_endpoint,
-                  submitted=flow.is_submitted, revertible=REVERTIBLE, working=flow.WORKING, resumable=resumable)
+                  submitted=flow.is_submitted, revertible=REVERTIBLE, working=WORKING, resumable=resumable)
 
 
 @bp.get("/<int:import_id>/report.csv")
@@ -130,7 +130,7 @@ def revert_get(import_id: int):
     upload = get_owned_or_404(Import, import_id)
     error = None
     if upload.status not in REVERTIBLE:
-        error = ("This import was already reverted." if upload.status == "reverted"
+        error = ("This import was already reverted." if upload.status == Status.REVERTED
                  else "Only a finished import can be reverted.")
     return render("imports/revert_confirm.html", "imports/_revert_confirm.html", status=409 if error else 200,
                   upload=upload, preview=None if error else revert_preview(upload), error=error)

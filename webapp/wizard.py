@@ -13,7 +13,7 @@ from webapp.importer import flow, same_file, service
 from webapp.importer.errors import FileRefused
 from webapp.importer.progress import progress as progress_of
 from webapp.importer.fields import ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target
-from webapp.importer.states import Changed
+from webapp.importer.states import BEFORE_SUBMIT, EDITABLE, REVIEWING, Changed, Status
 from webapp.importer.templates import TEMPLATES, template_csv, template_filename, template_xlsx
 from webapp.models import Import, utcnow
 from webapp.ratelimit import rate_limited
@@ -51,7 +51,7 @@ def step_endpoint(upload: Import) -> str:
     """The endpoint of the step this import is at."""
     if flow.is_submitted(upload):
         return "imports.progress"
-    if upload.status in ("validating", "validated", "failed"):
+    if upload.status in REVIEWING:
         return "wizard.review_get"
     return "wizard.uploaded_get"
 
@@ -70,7 +70,7 @@ def go_to(upload: Import | None, endpoint: str | None = None) -> Response:
     return response
 
 
-def load(import_id: int, allowed: tuple[str, ...]) -> tuple[Import, Response | None]:
+def load(import_id: int, allowed: tuple[Status, ...]) -> tuple[Import, Response | None]:
     """The current account's import, and a response sending the user elsewhere when this step is not allowed."""
     upload = get_owned_or_404(Import, import_id)
     if flow.is_submitted(upload) or upload.status not in allowed:
@@ -78,7 +78,7 @@ def load(import_id: int, allowed: tuple[str, ...]) -> tuple[Import, Response | N
     return upload, None
 
 
-def shown(import_id: int, allowed: tuple[str, ...]) -> tuple[Import | None, Response | None]:
+def shown(import_id: int, allowed: tuple[Status, ...]) -> tuple[Import | None, Response | None]:
     """For a post: the import at the version its form was shown for, else the step it is at now, saying why."""
     upload = get_owned(Import, import_id)
     if upload is None or request.form.get("version", type=int) != upload.version:
@@ -117,7 +117,7 @@ def upload_context() -> dict:
     """What the Upload step lists: known fields, templates, and this user's unfinished imports."""
     drafts = (Import.select()
               .where((Import.account == g.account) & (Import.user == g.user)
-                     & Import.status.in_(flow.BEFORE_SUBMIT))
+                     & Import.status.in_(BEFORE_SUBMIT))
               .order_by(Import.created_at.desc(), Import.id.desc()).limit(5))
     return {"fields": FIELDS.values(), "templates": TEMPLATES.values(), "drafts": list(drafts),
             "max_mb": current_app.config["MAX_UPLOAD_MB"], "step_of": step_endpoint}
@@ -169,7 +169,7 @@ def template_download(slug: str, ext: str):
 
 # ---------------------------------------------------------------- step 2: uploaded
 
-DRAFT_STEPS = ("draft", "validated", "failed")
+DRAFT_STEPS = EDITABLE
 
 
 def uploaded_context(upload: Import) -> dict:
@@ -315,13 +315,13 @@ def mapping_post(import_id: int):
 
 # ---------------------------------------------------------------- step 4: review
 
-REVIEW_STEPS = ("validating", "validated", "failed")
+REVIEW_STEPS = REVIEWING
 
 
 def review_step(upload: Import, status: int = 200, **context) -> Response:
     """Render step 4: the dry run's progress, its failure, or its counts with the consent form."""
-    shown = list(flow.problems(upload, PROBLEMS_SHOWN)) if upload.status == "validated" else []
-    counts = flow.problem_counts(upload) if upload.status == "validated" else {}
+    shown = list(flow.problems(upload, PROBLEMS_SHOWN)) if upload.status == Status.VALIDATED else []
+    counts = flow.problem_counts(upload) if upload.status == Status.VALIDATED else {}
     context.setdefault("opt_in_sms", upload.options.get("opt_in_sms", False))
     context.setdefault("opt_in_email", upload.options.get("opt_in_email", False))
     review = flow.review_counts(upload, context["opt_in_sms"], context["opt_in_email"])
@@ -356,7 +356,7 @@ def review_get(import_id: int):
 @owner_required
 def review_post(import_id: int):
     """Accept the terms and queue the import (step 5)."""
-    upload, elsewhere = shown(import_id, ("validated",))
+    upload, elsewhere = shown(import_id, (Status.VALIDATED,))
     if elsewhere:
         return elsewhere
     opt_in_sms, opt_in_email = bool(request.form.get("opt_in_sms")), bool(request.form.get("opt_in_email"))

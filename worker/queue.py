@@ -6,6 +6,7 @@ from contextlib import contextmanager, nullcontext
 
 from webapp import config
 from webapp.db import db
+from webapp.importer.states import BEATING, JOB_OF, Status
 from webapp.models import Import, utcnow
 
 QUEUE = "imports"
@@ -91,9 +92,6 @@ def _start_thread(kind: str, import_id: int, limits) -> None:
     threading.Thread(target=run, name=job_id(kind, import_id), daemon=True).start()
 
 
-KIND_OF_STATUS = {"validating": "validate", "queued": "import", "running": "import", "reverting": "revert"}
-
-
 def stale_imports() -> list[tuple[int, str, bool]]:
     """(id, kind, retrying) of imports nobody is running: heartbeat stale, or never enqueued (Redis was down).
 
@@ -106,14 +104,14 @@ def stale_imports() -> list[tuple[int, str, bool]]:
     with connected():
         # A revert beats by stamping reverted_at at each chunk.
         reverts = Import.select(Import.id, Import.status, Import.error_message).where(
-            (Import.status == "reverting") & (Import.reverted_at < utcnow() - REVERT_STALE))
+            (Import.status == Status.REVERTING) & (Import.reverted_at < utcnow() - REVERT_STALE))
         query = Import.select(Import.id, Import.status, Import.error_message).where(
-            Import.status.in_(["queued", "running", "validating"])
+            Import.status.in_([Status.QUEUED, *BEATING])
             & ((Import.error_message == WAITING_MESSAGE)
                | ((Import.heartbeat_at.is_null() | (Import.heartbeat_at < stale))
                   # A just-queued job has not beaten yet: give it the same grace.
-                  & ((Import.status == "running") | Import.queued_at.is_null() | (Import.queued_at < stale)))))
-        return [(u.id, KIND_OF_STATUS[u.status], u.error_message == RETRY_MESSAGE) for u in (*query, *reverts)]
+                  & ((Import.status == Status.RUNNING) | Import.queued_at.is_null() | (Import.queued_at < stale)))))
+        return [(u.id, JOB_OF[u.status], u.error_message == RETRY_MESSAGE) for u in (*query, *reverts)]
 
 
 def _pending_in_rq(queue, kind: str, import_id: int, retrying: bool) -> bool:

@@ -6,6 +6,7 @@ from webapp import config
 from webapp.db import db, init_db
 from webapp.importer import engine, revert
 from webapp.importer.errors import FileRefused
+from webapp.importer.states import Status
 from webapp.logs import describe
 from webapp.logs import install as install_safe_logging
 from webapp.models import Import
@@ -27,14 +28,14 @@ class JobFailed(Exception):
 def validate_import(import_id: int, limits=None) -> None:
     """Job: the Review step's full validation pass (dry run)."""
     limits = limits or config.current().limits
-    _run(import_id, ready=(), working="validating", work=lambda lease: engine.validate(
+    _run(import_id, ready=(), working=Status.VALIDATING, work=lambda lease: engine.validate(
         import_id, lease, max_rows=limits.max_rows, max_bytes=limits.max_bytes))
 
 
 def apply_import(import_id: int, limits=None, after_chunk=None) -> None:
     """Job: apply a validated import from its checkpoint to the end."""
     after_chunk = after_chunk or _fault_injection()
-    _run(import_id, ready=("queued",), working="running",
+    _run(import_id, ready=(Status.QUEUED,), working=Status.RUNNING,
          work=lambda lease: engine.apply(import_id, lease, after_chunk=after_chunk))
 
 
@@ -56,7 +57,7 @@ def ensure_db() -> None:
         init_db(config.current().database_url)
 
 
-def _run(import_id: int, ready: tuple, working: str, work) -> None:
+def _run(import_id: int, ready: tuple[Status, ...], working: Status, work) -> None:
     ensure_db()
     # A connection of our own (a work horse or runner thread opens it and closes it when the job
     # ends; ImportWorker forks with none open, so none is ever shared across fork).

@@ -12,7 +12,7 @@ from webapp.importer.fields import auto_match, normalize_header, validate_mappin
 from webapp.importer.readers import ODS_MIMETYPE, OLE2_MAGIC, count_rows
 from webapp.importer.report import report_bytes
 from webapp.importer.storage import store_file
-from webapp.importer.states import BEFORE_SUBMIT, WORKING
+from webapp.importer.states import APPLIED, BEFORE_SUBMIT, WORKING, Status
 from webapp.models import Audience, Import, ImportProblem, ProblemRow, RememberedMapping, UploadChunk, utcnow
 
 __all__ = ["Limits"]  # the upload limits (webapp.config), named here for the callers of start_upload
@@ -229,7 +229,7 @@ def resume(upload: Import) -> None:
     if lease.resume(upload.id):
         return
     upload = Import.get_by_id(upload.id)
-    if upload.status != states.FAILED:
+    if upload.status != Status.FAILED:
         raise FileRefused("This import has not stopped, so there is nothing to resume."
                           if upload.status in WORKING else "Only a halted or failed import can be resumed.")
     if upload.file_deleted or not upload.staged:
@@ -239,7 +239,7 @@ def resume(upload: Import) -> None:
 
 def problem_sources(upload: Import) -> tuple[str, str]:
     """Which problems describe the import: the dry run's until it was applied, then the apply's."""
-    applied = upload.status in ("completed", "reverted") or (upload.status == "failed" and is_submitted(upload))
+    applied = upload.status in APPLIED or (upload.status == Status.FAILED and is_submitted(upload))
     return ("parse", "apply") if applied else ("parse", "review")
 
 

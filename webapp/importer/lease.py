@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from webapp import config
 from webapp.db import is_postgres, write_transaction
-from webapp.importer.states import RUN_MOVES, move, resumable_where
+from webapp.importer.states import RUN_MOVES, Status, move, resumable_where
 from webapp.models import Import, utcnow
 
 
@@ -27,7 +27,7 @@ def _locked(import_id: int) -> Import:
     return (query.for_update() if is_postgres() else query).get()
 
 
-def claim(import_id: int, ready: tuple[str, ...], working: str, max_attempts: int | None = None) -> str | None:
+def claim(import_id: int, ready: tuple[Status, ...], working: Status, max_attempts: int | None = None) -> str | None:
     """Take the import's lease when it is ready, or when its holder stopped beating; else None.
 
     Under the import's row lock, so of two runs started together exactly one gets the lease, and as a move
@@ -44,7 +44,7 @@ def claim(import_id: int, ready: tuple[str, ...], working: str, max_attempts: in
         stalls = upload.stalls
         if upload.status in ready or (upload.status == working and upload.lease is None):
             # Queued afresh (a validation is queued straight into "validating", with no lease), or resumed.
-            resumed = working == "running" and upload.checkpoint > 0
+            resumed = working == Status.RUNNING and upload.checkpoint > 0
             attempt = upload.attempt + 1 if resumed else 1
             started_at = now - _worked(upload) if resumed else now
         elif upload.status == working and dead:
@@ -59,7 +59,7 @@ def claim(import_id: int, ready: tuple[str, ...], working: str, max_attempts: in
         # Applying resumes at the checkpoint; a validation starts over.
         taken = move(import_id, RUN_MOVES[working], version=upload.version, held=upload.lease, lease=lease,
                      attempt=attempt, started_at=started_at, heartbeat_at=now, error_message=None,
-                     rows_done=upload.checkpoint if working == "running" else 0, run_checkpoint=upload.checkpoint,
+                     rows_done=upload.checkpoint if working == Status.RUNNING else 0, run_checkpoint=upload.checkpoint,
                      stalls=stalls)
         return lease if taken else None
 

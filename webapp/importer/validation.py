@@ -32,7 +32,7 @@ from webapp.importer.header_row import HEADER_ONLY
 from webapp.importer.values import ParseContext
 from webapp.models import Import, ImportProblem, ProblemRow, utcnow
 
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = None  # rows parsed per batch; None: two of the apply's units (the chunk_rows setting, IMPORT_CHUNK_ROWS)
 # Interacting rows go through the Merger about this many at a time (whole groups): as dicts they weigh a kilobyte each.
 GROUP_ROWS = 10_000
 COUNTED = ("created", "updated", "unchanged", "rejected", "warnings")
@@ -57,7 +57,7 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
         simulation = Simulation(upload, plan)
         parts, keys, total, memos = [], [], 0, {}
         matcher = lookup.Matcher(account_id)
-        for batch in table.batches(CHUNK_ROWS):
+        for batch in table.batches(CHUNK_ROWS or 2 * staging.unit_rows()):
             parsed = parse_batch(batch, plan, ctx, memos)
             rows = parsed.rows.with_columns(seq=pl.int_range(total + 1, total + 1 + len(parsed.rows), dtype=pl.Int64))
             total += len(rows)

@@ -14,6 +14,7 @@ from webapp.importer.errors import FileRefused
 from webapp.importer.export import Selection, export_personas
 from webapp.importer.export_files import FORMATS, export_stream
 from webapp.importer.header_row import NO_HEADER
+from webapp.importer.problems import Problem, of_record
 from webapp.importer.revert import revert
 from webapp.importer.states import Status
 from webapp.models import Account, Audience, AudienceMember, Import, ImportProblem, Membership, Persona, User
@@ -89,11 +90,10 @@ def _display_name(path: str) -> str:
     return os.path.basename(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _problems(import_id: int, sources: tuple[str, ...]) -> list[dict]:
+def _problems(import_id: int, sources: tuple[str, ...]) -> list[Problem]:
     query = (ImportProblem.select().where((ImportProblem.upload == import_id) & ImportProblem.source.in_(sources))
              .order_by(ImportProblem.line, ImportProblem.id))
-    return [{"row": p.line, "column": p.column_name, "value": p.value, "reason": p.reason,
-             "severity": p.severity} for p in query]
+    return [of_record(p) for p in query]
 
 
 @click.command("import")

@@ -9,6 +9,7 @@ from webapp.importer.cascade import delete_audiences
 from webapp.importer.engine import import_table
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import auto_match, normalize_header, validate_mapping
+from webapp.importer.problems import ERROR
 from webapp.importer.readers import ODS_MIMETYPE, OLE2_MAGIC, count_rows
 from webapp.importer.report import report_bytes
 from webapp.importer.storage import store_file
@@ -266,7 +267,7 @@ def _report_rows(upload: Import):
         cells = problem_rows.cells_of(upload, sorted({p.line for p in found}))
         for line, group in groupby(found, key=lambda p: p.line):
             group = list(group)
-            error = next((p.reason for p in group if p.severity == "error"), None)
+            error = next((p.reason for p in group if p.severity == ERROR), None)
             yield {"line": line, "error": error, "cells": cells.get(line, []),
                    "problems": [{"column": p.column_name, "value": p.value, "reason": p.reason,
                                  "skipped": p.source == "parse"} for p in group]}

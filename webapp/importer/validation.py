@@ -25,7 +25,9 @@ from webapp.importer.fields import CHANNELS
 from webapp.importer.lease import check_lease
 from webapp.importer.states import move
 from webapp.importer.merge import Stamp
-from webapp.importer.parse import PROBLEM_SCHEMA, Plan, parse_batch
+from webapp.importer.parse import Plan, parse_batch
+from webapp.importer.problems import WARNING
+from webapp.importer.problems import frame as problem_frame
 from webapp.importer.personas_io import refresh_statistics
 from webapp.importer.problem_rows import fill_problem_cells
 from webapp.importer.header_row import HEADER_ONLY
@@ -213,7 +215,7 @@ class Simulation:
     def count_merged(self, merged: merge_columns.Merged, parse_warnings: int) -> None:
         """Count independent rows: a box makes an unchanged row updated where it would opt the persona in."""
         rows = merged.rows
-        warnings = parse_warnings + int((merged.problems["severity"] == "warning").sum())
+        warnings = parse_warnings + int((merged.problems["severity"] == WARNING).sum())
         for boxes, ticked in BOXES.items():
             counts = self.counts[boxes]
             boxed = pl.lit(False)
@@ -243,7 +245,7 @@ class Simulation:
             problems = [{**p, "column": headers.get(p["column"], p["column"])} for o in plain for p in o.problems]
             with chunk_transaction():
                 check_lease(self.upload.id, lease)
-                writes.problems(self.upload.id, "review", _problem_frame(problems))
+                writes.problems(self.upload.id, "review", problem_frame(problems))
 
     def _note_opt_outs(self, rows: list[dict], outcomes) -> dict:
         """The personas an opt-out row reaches, for the boxes (these groups' own, and kept for the apply)."""
@@ -265,7 +267,7 @@ class Simulation:
         for row, without, with_boxes in zip(rows, plain, boxed):
             other, channels_without = row_merge.changed_channels(without.changes)
             _, channels_with = row_merge.changed_channels(with_boxes.changes)
-            warnings = row["warnings"] + sum(p["severity"] == "warning" for p in without.problems)
+            warnings = row["warnings"] + sum(p["severity"] == WARNING for p in without.problems)
             for boxes, ticked in BOXES.items():
                 action = without.action
                 if action in ("updated", "unchanged"):
@@ -293,8 +295,4 @@ def _group_batches(groups: pl.Series, size: int) -> list[tuple[int, int]]:
             begin = at
     return bounds
 
-
-def _problem_frame(problems: list[dict]) -> pl.DataFrame:
-    return pl.DataFrame([{"line": p["row"], "column": p["column"], "value": p["value"], "reason": p["reason"],
-                          "severity": p["severity"]} for p in problems], schema=PROBLEM_SCHEMA)
 

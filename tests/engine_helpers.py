@@ -6,8 +6,10 @@ checks. `import_via_cli` drives the `import` command and returns its parsed JSON
 """
 import csv
 import json
+from dataclasses import replace
 
-from webapp.importer import engine, flow
+from webapp import config
+from webapp.importer import engine, flow, service
 from webapp.importer.export import export_personas
 from webapp.models import AuditEntry, Import, ImportProblem
 from worker import tasks
@@ -16,6 +18,30 @@ LIMITS = flow.Limits(max_bytes=10 * 1024 * 1024, max_rows=100_000)
 TERMS = "terms-test-1"
 IP = "203.0.113.7"
 COUNT_KEYS = ("created", "updated", "unchanged", "rejected", "warnings")
+
+
+def run_now(kind: str, import_id: int) -> bool:
+    """The enqueue function of the tests that validate in their own thread: the dry run runs at once."""
+    assert kind == "validate", kind
+    tasks.validate_import(import_id, LIMITS)
+    return True
+
+
+def run_later(_kind: str, _import_id: int) -> bool:
+    """The enqueue function of the tests that start the queued job themselves (apply_queued)."""
+    return True
+
+
+TUNING = ("chunk_rows", "apply_workers", "stale_seconds", "sweep_seconds", "fault_kill_after_chunks")
+
+
+def tune(monkeypatch, **variables):
+    """Set IMPORT_* tuning variables for one test: in the environment (for the worker processes it starts)
+    and in this process's settings, which were read from the environment once."""
+    for name, value in variables.items():
+        monkeypatch.setenv(name, str(value))
+    fresh = config.Settings.from_env()
+    monkeypatch.setattr(config, "_installed", replace(config.current(), **{k: getattr(fresh, k) for k in TUNING}))
 
 
 def write_csv(tmp_path, rows, name="people.csv"):
@@ -30,16 +56,14 @@ def prepare_import(account, user, path, *, mapping=None, overrides=None, accept=
                    opt_in_email=False, ip=IP, terms=TERMS) -> Import:
     """Upload, map, validate (the dry run) and, when accept, accept the terms and queue the import."""
     with open(path, "rb") as stream:
-        upload = flow.start_upload(account, user, path.name, stream, LIMITS)
+        upload = service.start_upload(account, user, path.name, stream, LIMITS)
     chosen = dict(mapping) if mapping is not None else {**upload.mapping, **(overrides or {})}
-    errors = flow.set_mapping(upload, chosen)
+    errors = service.confirm_mapping(upload, chosen, run_now)
     assert not errors, errors
-    flow.queue_validation(upload)
-    tasks.validate_import(upload.id, LIMITS)
     upload = Import.get_by_id(upload.id)
     assert upload.status == "validated", (upload.status, upload.error_message)
     if accept:
-        flow.submit(upload, user, ip, terms, opt_in_sms, opt_in_email)
+        service.submit(upload, user, ip, terms, opt_in_sms, opt_in_email, run_later)
     return upload
 
 

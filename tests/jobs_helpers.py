@@ -8,9 +8,9 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.engine_helpers import by_key
+from tests.engine_helpers import by_key, run_later
 from webapp.db import db
-from webapp.importer import flow
+from webapp.importer import flow, service
 from webapp.importer.export import export_personas
 from webapp.models import AuditEntry, Import
 
@@ -43,17 +43,28 @@ def file_points(path: Path) -> int:
 
 def validated_import(account, user, path: Path) -> Import:
     """An import of the file, validated in this process and queued (terms accepted): ready for a job."""
-    from worker import tasks
-
-    with open(path, "rb") as stream:
-        upload = flow.start_upload(account, user, path.name, stream, LIMITS)
-    assert flow.set_mapping(upload, dict(upload.mapping)) == []
-    flow.queue_validation(upload)
-    tasks.validate_import(upload.id, LIMITS)
+    upload = mapped_import(account, user, path, validate_now)
     upload = Import.get_by_id(upload.id)
     assert upload.status == "validated", upload.error_message
-    flow.submit(upload, user, None, "test-terms", False, False)
+    service.submit(upload, user, None, "test-terms", False, False, run_later)
     return Import.get_by_id(upload.id)
+
+
+def mapped_import(account, user, path: Path, enqueue) -> Import:
+    """An import of the file with its columns as auto-matched, its dry run handed to enqueue."""
+    with open(path, "rb") as stream:
+        upload = service.start_upload(account, user, path.name, stream, LIMITS)
+    assert service.confirm_mapping(upload, dict(upload.mapping), enqueue) == []
+    return upload
+
+
+def validate_now(kind: str, import_id: int) -> bool:
+    """The enqueue function that runs the dry run at once, in this thread, with these tests' limits."""
+    from worker import tasks
+
+    assert kind == "validate", kind
+    tasks.validate_import(import_id, LIMITS)
+    return True
 
 
 def row_of(import_id: int) -> dict:

@@ -13,7 +13,7 @@ import pytest
 from psycopg2 import errors as pg_errors
 from peewee import IntegrityError
 
-from tests.engine_helpers import apply_queued, by_key, prepare_import, write_csv
+from tests.engine_helpers import apply_queued, by_key, prepare_import, tune, write_csv
 from webapp.accounts import create_account
 from webapp.importer import engine
 from webapp.importer.export import export_personas
@@ -51,7 +51,7 @@ def assert_no_customer_value(text: str, values: list[str]) -> None:
 
 @pytest.fixture
 def chunked(monkeypatch):
-    monkeypatch.setenv("IMPORT_CHUNK_ROWS", str(CHUNK))
+    tune(monkeypatch, IMPORT_CHUNK_ROWS=CHUNK)
 
 
 def test_an_import_racing_another_for_new_personas_retries_the_unit(app, tmp_path, account_a, owner_a, chunked,

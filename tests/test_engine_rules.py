@@ -13,7 +13,7 @@ from peewee import IntegrityError
 
 from tests.engine_helpers import (
     IP, TERMS, apply_queued, audit, counts, import_rows, invoke, persona_by, personas, prepare_import, problems,
-    review_counts, write_csv,
+    review_counts, tune, write_csv,
 )
 from webapp.db import db
 from webapp.importer import engine, flow
@@ -438,7 +438,7 @@ def test_an_apply_stopped_between_chunks_resumes_at_the_checkpoint_exactly_once(
     uninterrupted = apply_queued(prepare_import(account_b, owner_b, path), chunk_rows=2)
 
     upload = prepare_import(account_a, owner_a, path)
-    monkeypatch.setenv("IMPORT_CHUNK_ROWS", "2")
+    tune(monkeypatch, IMPORT_CHUNK_ROWS=2)
     with pytest.raises(tasks.JobFailed, match="Stop"):  # what the job hands RQ instead of the error itself
         tasks.apply_import(upload.id, after_chunk=_stop_after(2))
     stopped = Import.get_by_id(upload.id)

@@ -13,14 +13,14 @@ import time
 import pytest
 
 from tests.conftest import POSTGRES_URL, csrf_token_of, log_in
+from tests.engine_helpers import tune
 from tests.jobs_helpers import (
-    CHUNK, LIMITS, Workers, audit_count, changed_rows, exported, file_points, finished, row_of, status_of,
-    validated_import, wait_for, write_csv,
+    CHUNK, Workers, audit_count, changed_rows, exported, file_points, finished, mapped_import, row_of, status_of,
+    validate_now, validated_import, wait_for, write_csv,
 )
 from tests.live_server import LiveServer, held_post, response_of
 from webapp.accounts import create_account
 from webapp.db import db
-from webapp.importer import flow
 from webapp.models import Import, Persona
 from webapp.wizard import CHANGED
 from worker import queue, tasks
@@ -41,7 +41,7 @@ def _redis_url() -> str:
 
 @pytest.fixture(autouse=True)
 def _small_chunks(monkeypatch):
-    monkeypatch.setenv("IMPORT_CHUNK_ROWS", str(CHUNK))
+    tune(monkeypatch, IMPORT_CHUNK_ROWS=CHUNK)
 
 
 def _reference(tmp_path, owner, path, name="Reference", seeded=False):
@@ -306,11 +306,7 @@ def test_a_late_second_submit_never_rewinds_an_import_a_worker_is_applying(worke
     held_email = "c250@example.com"  # a customer of the file's third unit of rows, already known
     Persona.create(account=account, email=held_email, points=1000)
     path = write_csv(tmp_path / "customers.csv", 5 * CHUNK, distinct=5 * CHUNK)
-    with open(path, "rb") as stream:
-        upload = flow.start_upload(account, owner, path.name, stream, LIMITS)
-    assert flow.set_mapping(upload, dict(upload.mapping)) == []
-    flow.queue_validation(upload)
-    tasks.validate_import(upload.id, LIMITS)
+    upload = mapped_import(account, owner, path, validate_now)
     version = str(Import.get_by_id(upload.id).version)
     client = pg_app.test_client()
     assert log_in(client, owner.email, "pw-long-enough").status_code == 302

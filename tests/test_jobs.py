@@ -3,6 +3,7 @@ import datetime
 
 import pytest
 
+from tests.engine_helpers import tune
 from tests.jobs_helpers import audit_count, changed_rows, validated_import, write_csv
 from webapp.db import db
 from webapp.importer import engine
@@ -16,7 +17,7 @@ DEAD_PORT = "redis://127.0.0.1:1/7"
 @pytest.fixture
 def queued(app, tmp_path, monkeypatch, account_a, owner_a):
     """A validated import of 500 rows, queued, applied in chunks of 100."""
-    monkeypatch.setenv("IMPORT_CHUNK_ROWS", "100")
+    tune(monkeypatch, IMPORT_CHUNK_ROWS=100)
     return validated_import(account_a, owner_a, write_csv(tmp_path / "c.csv", 500))
 
 

@@ -17,6 +17,7 @@ from webapp.wizard import CHANGED
 from worker import tasks
 
 from tests.conftest import csrf_token_of
+from tests.engine_helpers import tune
 from tests.jobs_helpers import row_of
 from tests.live_server import LiveServer, held_post, response_of
 from tests.test_wizard import HTMX, csv_bytes, post, run_wizard, wait_for
@@ -35,8 +36,7 @@ def gate(monkeypatch):
         assert go.wait(60), "the test never let the import go on"
 
     monkeypatch.setattr(tasks, "_fault_injection", lambda: after_unit)
-    monkeypatch.setenv("IMPORT_CHUNK_ROWS", str(UNIT))
-    monkeypatch.setenv("IMPORT_APPLY_WORKERS", "1")  # one unit at a time: held means held
+    tune(monkeypatch, IMPORT_CHUNK_ROWS=UNIT, IMPORT_APPLY_WORKERS=1)  # one unit at a time: held means held
     yield type("Gate", (), {"applied": applied, "go": go})
     go.set()
 

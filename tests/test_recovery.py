@@ -12,6 +12,7 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
+from tests.engine_helpers import tune
 from tests.jobs_helpers import ROOT, Workers, finished, status_of, validated_import, wait_for, write_csv
 from tests.test_fault_injection import (  # noqa: F401 - fixtures
     ROWS, _assert_exactly_once, _owner_and_account, _redis_url, _reference, needs_services, pg_app, redis_db, workers,
@@ -95,7 +96,7 @@ def test_rq_is_trusted_with_the_retry_of_a_failed_job_until_its_time_never_with_
 
     from webapp.models import Import
 
-    monkeypatch.setenv("IMPORT_SWEEP_SECONDS", str(SWEEP))
+    tune(monkeypatch, IMPORT_SWEEP_SECONDS=SWEEP)
     account, owner = _owner_and_account()
     upload = validated_import(account, owner, write_csv(tmp_path / "customers.csv", 300))
     rq_queue = Queue(queue.QUEUE, connection=redis_db)

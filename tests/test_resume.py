@@ -6,7 +6,7 @@ import datetime
 import pytest
 
 from tests.conftest import csrf_token_of
-from tests.engine_helpers import invoke
+from tests.engine_helpers import invoke, tune
 from tests.jobs_helpers import CHUNK, Workers, finished, status_of, validated_import, wait_for, write_csv
 from tests.test_fault_injection import (  # noqa: F401 - fixtures
     Killed, _assert_exactly_once, _kill_after, _owner_and_account, _redis_url, _reference, needs_services, pg_app,
@@ -21,8 +21,8 @@ ROWS = 1000  # 10 units of CHUNK rows
 
 @pytest.fixture(autouse=True)
 def _small_units(monkeypatch):
-    monkeypatch.setenv("IMPORT_CHUNK_ROWS", str(CHUNK))
-    monkeypatch.setenv("IMPORT_APPLY_WORKERS", "1")  # one unit per kill: each run gets exactly one unit further
+    # One unit per kill: each run gets exactly one unit further.
+    tune(monkeypatch, IMPORT_CHUNK_ROWS=CHUNK, IMPORT_APPLY_WORKERS=1)
 
 
 @pytest.fixture

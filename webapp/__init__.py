@@ -1,20 +1,30 @@
-"""Personas Import: the Flask app factory."""
+"""Personas Import: the Flask app factory.
+
+Flask is imported inside create_app only: importing any module of the package (the import core a worker
+runs, the models) goes through this file, and must not load the web framework.
+"""
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flask import Flask
-from htmx_flask import Htmx
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from webapp import logs
-from webapp.config import load_config
+from webapp import config, logs
+from webapp.config import ROOT, Settings, load_config
 from webapp.db import db, init_db
-from webapp.wrappers import Request
 
-ROOT = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from flask import Flask
+
+__all__ = ["ROOT", "create_app"]
 
 
-def create_app(test_config: dict | None = None) -> Flask:
+def create_app(test_config: dict | None = None) -> "Flask":
     """Build the app: settings, database, blueprints, security headers, error pages."""
+    from flask import Flask
+    from htmx_flask import Htmx
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from webapp.wrappers import Request
+
     app = Flask(
         __name__,
         instance_path=str(ROOT / "instance"),
@@ -23,9 +33,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     logs.install()  # no customer value in any log line: exception messages withheld, no query strings
     instance = Path((test_config or {}).get("INSTANCE_PATH", app.instance_path))
-    app.config.update(load_config(instance))
+    settings = Settings.from_env(instance)
+    app.config.update(load_config(instance, settings))
     if test_config:
         app.config.update(test_config)
+    # The process's settings are the app's (a test's config included): the core and the in-process jobs read them.
+    config.install(replace(settings, database_url=app.config["DATABASE_URL"], redis_url=app.config["REDIS_URL"],
+                           max_upload_mb=app.config["MAX_UPLOAD_MB"], max_rows=app.config["MAX_ROWS"]))
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_UPLOAD_MB"] * 1024 * 1024 + 64 * 1024
     if app.config["PROXY_HOPS"]:
         # Behind a TLS-terminating proxy: trust its X-Forwarded-Proto so Secure cookies are set, and its
@@ -58,10 +72,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(wizard.bp)
     app.register_blueprint(imports.bp)
 
+    # The composition root: the one place the web package names the worker. Views and commands take the
+    # enqueue function from here and hand it to the core's services (webapp.importer.service).
+    from worker.queue import enqueue, start_reaper
+
+    app.extensions["enqueue"] = enqueue
     if app.config["IN_PROCESS_REAPER"] and not app.config["REDIS_URL"]:
         # The embedded runner has no RQ worker to resume an import the last server stopped mid-way.
-        from worker.queue import start_reaper
-
         start_reaper(None)
 
     from webapp.cli import register_commands

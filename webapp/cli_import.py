@@ -9,19 +9,15 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from webapp.config import upload_limits
-from webapp.db import write_transaction
-from webapp.importer import flow, same_file
+from webapp.importer import flow, same_file, service
 from webapp.importer.errors import FileRefused
 from webapp.importer.export import Selection, export_personas
 from webapp.importer.export_files import FORMATS, export_stream
-from webapp.importer.fields import FIELDS
 from webapp.importer.header_row import NO_HEADER
+from webapp.importer.problems import Problem, of_record
 from webapp.importer.revert import revert
-from webapp.importer.values import ParseContext, parse_email, parse_phone
-from webapp.models import (
-    Account, Audience, AudienceMember, AuditEntry, Import, ImportProblem, Membership, Persona, User, utcnow,
-)
-from worker.queue import WAITING_MESSAGE, enqueue
+from webapp.importer.states import Status
+from webapp.models import Account, Audience, AudienceMember, Import, ImportProblem, Membership, Persona, User
 
 POLL_SECONDS = 0.2
 
@@ -52,14 +48,31 @@ def _limits() -> flow.Limits:
     return flow.Limits(limits.max_bytes, limits.max_rows, read_now_bytes=2 ** 62)
 
 
-def _run_job(kind: str, upload: Import, done: tuple[str, ...]) -> Import:
-    """Start a job the way the wizard does (the import was just queued) and wait for the row to say it ended."""
-    if not enqueue(kind, upload.id, current_app.config["REDIS_URL"], _limits()):
-        _print({"import_id": upload.id, "status": upload.status, "message": WAITING_MESSAGE})
+def _enqueue(kind: str, import_id: int) -> bool:
+    """Start job kind for an import through the app's enqueue function; False when the queue is unreachable."""
+    return current_app.extensions["enqueue"](kind, import_id, current_app.config["REDIS_URL"], _limits())
+
+
+def _enqueue_or_exit(kind: str, import_id: int) -> bool:
+    """The enqueue function the CLI hands the services: a queue that is down ends the command, saying so."""
+    if not _enqueue(kind, import_id):
+        upload = Import.get_by_id(import_id)
+        _print({"import_id": import_id, "status": upload.status, "message": upload.error_message})
         sys.exit(1)
+    return True
+
+
+def _wait(upload: Import, done: tuple[Status, ...]) -> Import:
+    """The import once its row says its job ended (a status in done)."""
     while (upload := Import.get_by_id(upload.id)).status not in done:
         time.sleep(POLL_SECONDS)
     return upload
+
+
+def _run_job(kind: str, upload: Import, done: tuple[Status, ...]) -> Import:
+    """Start a job for an import already in its queued state, and wait for the row to say it ended."""
+    _enqueue_or_exit(kind, upload.id)
+    return _wait(upload, done)
 
 
 def _apply_overrides(upload: Import, overrides: tuple[str, ...]) -> dict:
@@ -79,11 +92,10 @@ def _display_name(path: str) -> str:
     return os.path.basename(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _problems(import_id: int, sources: tuple[str, ...]) -> list[dict]:
+def _problems(import_id: int, sources: tuple[str, ...]) -> list[Problem]:
     query = (ImportProblem.select().where((ImportProblem.upload == import_id) & ImportProblem.source.in_(sources))
              .order_by(ImportProblem.line, ImportProblem.id))
-    return [{"row": p.line, "column": p.column_name, "value": p.value, "reason": p.reason,
-             "severity": p.severity} for p in query]
+    return [of_record(p) for p in query]
 
 
 @click.command("import")
@@ -107,22 +119,21 @@ def import_command(file, account_name, user_email, accept_terms, sheet, header_l
         _refuse("The consent terms were not accepted: pass --accept-terms.")
     try:
         with open(file, "rb") as stream:
-            upload = flow.start_upload(account, user, _display_name(file), stream, _limits())
+            upload = service.start_upload(account, user, _display_name(file), stream, _limits())
         if sheet is not None or header_line is not None:
-            flow.describe(upload, _limits(), sheet=sheet, header_line=header_line)
+            service.redescribe(upload, _limits(), sheet=sheet, header_line=header_line)
         if upload.file_error:
             hint = " Choose it with --header-line N." if upload.file_error == NO_HEADER else ""
             raise FileRefused(upload.file_error + hint)
-        errors = flow.set_mapping(upload, _apply_overrides(upload, overrides))
+        errors = service.confirm_mapping(upload, _apply_overrides(upload, overrides), _enqueue_or_exit)
         if errors:
             raise FileRefused(" ".join(errors))
     except FileRefused as refused:
         _refuse(refused.message)
-    flow.queue_validation(upload)
-    upload = _run_job("validate", upload, ("validated", "failed"))
+    upload = _wait(upload, (Status.VALIDATED, Status.FAILED))
     earlier = same_file.earlier_import(upload)
     duplicate = earlier.id if earlier else None
-    if upload.status == "failed":
+    if upload.status == Status.FAILED:
         _refuse(upload.error_message)
     if dry_run:
         # The counts for the opt-in-all flags given, as the Review step shows them for its boxes.
@@ -130,14 +141,15 @@ def import_command(file, account_name, user_email, accept_terms, sheet, header_l
         _print({"import_id": upload.id, "status": "dry_run", **review, "audience": None, "audience_members": 0,
                 "duplicate_of": duplicate, "problems": _problems(upload.id, ("parse", "review"))})
         return
-    flow.submit(upload, user, None, current_app.config["TERMS_VERSION"], opt_in_sms, opt_in_email)
-    upload = _run_job("import", upload, ("completed", "failed"))
-    if upload.status == "failed":
-        _print({"import_id": upload.id, "status": "failed", "error": upload.error_message})
+    service.submit(upload, user, None, current_app.config["TERMS_VERSION"], opt_in_sms, opt_in_email,
+                   _enqueue_or_exit)
+    upload = _wait(upload, (Status.COMPLETED, Status.FAILED))
+    if upload.status == Status.FAILED:
+        _print({"import_id": upload.id, "status": Status.FAILED, "error": upload.error_message})
         sys.exit(1)
     audience = Audience.get_or_none(Audience.id == upload.audience_id)
     counts = upload.counts
-    _print({"import_id": upload.id, "status": "completed", "rows": upload.rows_total,
+    _print({"import_id": upload.id, "status": Status.COMPLETED, "rows": upload.rows_total,
             **{k: counts.get(k, 0) for k in ("created", "updated", "unchanged", "rejected", "warnings")},
             "audience": audience.name if audience else None, "audience_members": _members(audience),
             "duplicate_of": duplicate, "problems": _problems(upload.id, ("parse", "apply"))})
@@ -204,25 +216,10 @@ def archive_command(account_name, email, phone):
         _refuse(f"There is no account named {account_name!r}.")
     if bool(email) == bool(phone):
         _refuse("Give exactly one of --email or --phone.")
-    ctx = ParseContext(region=account.phone_region)
-    field = "email" if email else "phone"
-    key, reason = (parse_email if email else parse_phone)(email or phone, ctx)
-    if reason:
-        _refuse(f"{FIELDS[field].label} {email or phone!r}: {reason}.")
-    with write_transaction():
-        column = getattr(Persona, field)
-        persona = Persona.get_or_none((Persona.account == account) & (column == key))
-        created = persona is None
-        if created:
-            # An unknown customer is added archived: the block list holds people not yet imported too.
-            persona = Persona.create(account=account, **{field: key}, archived=True)
-        elif not persona.archived:
-            # updated_at is the persona's version on SQLite: an import validated before must see the change.
-            persona.archived, persona.updated_at = True, utcnow()
-            persona.save()
-        AuditEntry.create(account=account, persona_id=persona.id, action="archived",
-                          changes={"archived": [False if not created else None, True]})
-    _print({"archived": True, "persona_id": persona.id, field: key, "created": created})
+    try:
+        _print({"archived": True, **service.archive(account, email=email, phone=phone)})
+    except FileRefused as refused:
+        _refuse(refused.message)
 
 
 @click.command("worker")
@@ -260,11 +257,11 @@ def requeue_command(import_id):
             _refuse(refused.message)
         kind = "import"
     if not redis_url:  # the in-process runner: this command runs the job and waits for it
-        upload = _run_job(kind, upload, done=("completed", "failed", "reverted"))
+        upload = _run_job(kind, upload, done=(Status.COMPLETED, Status.FAILED, Status.REVERTED))
         _print({"requeued": [import_id], "status": upload.status})
         return
-    if not enqueue(kind, import_id, redis_url, _limits()):
-        _print({"requeued": [], "import_id": import_id, "message": WAITING_MESSAGE})
+    if not _enqueue(kind, import_id):
+        _print({"requeued": [], "import_id": import_id, "message": Import.get_by_id(import_id).error_message})
         sys.exit(1)
     _print({"requeued": [import_id]})
 

@@ -4,17 +4,16 @@ from flask_login import current_user
 from peewee import JOIN
 
 from webapp.auth import get_owned_or_404, login_required, owner_required
-from webapp.importer import drafts, flow
+from webapp.importer import drafts, flow, service
 from webapp.importer.progress import progress as progress_of
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import label
-from webapp.importer.revert import claim_revert
 from webapp.importer.revert import preview as revert_preview
-from webapp.importer.states import REVERTIBLE, resumable
+from webapp.importer.states import REVERTIBLE, WORKING, Status, resumable
 from webapp.models import Audience, Import, User
 from webapp.personas import Page
 from webapp.render import render
-from webapp.wizard import start_job
+from webapp.wizard import enqueue
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
 
@@ -76,7 +75,7 @@ def history():
     from webapp.wizard import step_endpoint
 
     return render("imports/history.html", "imports/_history.html", listing=page, step_of=step_endpoint,
-                  submitted=flow.is_submitted, revertible=REVERTIBLE, working=flow.WORKING, resumable=resumable,
+                  submitted=flow.is_submitted, revertible=REVERTIBLE, working=WORKING, resumable=resumable,
                   discardable=drafts.discardable)
 
 
@@ -99,7 +98,7 @@ def delete_file(import_id: int):
     """Delete the import's stored file, staged rows and audience; the persona changes stay."""
     upload = get_owned_or_404(Import, import_id)
     try:
-        flow.delete_file(upload)
+        service.delete_file(upload)
     except FileRefused as refused:
         flash(refused.message, "error")
     else:
@@ -114,11 +113,10 @@ def resume(import_id: int):
     """Queue a halted import again from where it stopped (rows already applied are never applied again)."""
     upload = get_owned_or_404(Import, import_id)
     try:
-        flow.resume(upload)
+        service.resume(upload, enqueue)
     except FileRefused as refused:
         flash(refused.message, "error")
     else:
-        start_job("import", upload)
         flash(f"Import #{upload.id} ({upload.file_name}) resumes where it stopped.", "success")
     return _to_history()
 
@@ -137,7 +135,7 @@ def revert_get(import_id: int):
     upload = get_owned_or_404(Import, import_id)
     error = None
     if upload.status not in REVERTIBLE:
-        error = ("This import was already reverted." if upload.status == "reverted"
+        error = ("This import was already reverted." if upload.status == Status.REVERTED
                  else "Only a finished import can be reverted.")
     return render("imports/revert_confirm.html", "imports/_revert_confirm.html", status=409 if error else 200,
                   upload=upload, preview=None if error else revert_preview(upload), error=error)
@@ -149,11 +147,10 @@ def revert_post(import_id: int):
     """Start reverting the import in the background (a large one takes longer than a request may)."""
     upload = get_owned_or_404(Import, import_id)
     try:
-        claim_revert(upload.id, g.account.id, current_user.id)
+        service.request_revert(upload.id, g.account.id, current_user.id, enqueue)
     except FileRefused as refused:
         return render("imports/revert_confirm.html", "imports/_revert_confirm.html", status=409, upload=upload,
                       preview=None, error=refused.message)
-    start_job("revert", upload)
     return revert_result(import_id)
 
 

@@ -25,6 +25,7 @@ from peewee import (
 )
 
 from webapp.db import db, is_sqlite
+from webapp.importer.states import Status
 
 
 def utcnow() -> datetime.datetime:
@@ -131,7 +132,7 @@ class Import(BaseModel):
     terms_accepted_at = DateTimeField(null=True)
     terms_accepted_by = ForeignKeyField(User, null=True, on_delete="SET NULL", backref="+")
     terms_ip = CharField(null=True)
-    status = CharField(default="draft", index=True)
+    status = CharField(default=Status.DRAFT, index=True)  # webapp.importer.states: its moves, its groups
     version = IntegerField(default=1)
     rows_total = IntegerField(default=0)
     rows_done = IntegerField(default=0)

@@ -10,19 +10,18 @@ from flask_login import current_user
 
 from webapp.auth import get_owned, get_owned_or_404, login_required, owner_required
 from webapp.config import upload_limits
-from webapp.importer import drafts, flow, preview, remembered, same_file
+from webapp.importer import drafts, flow, preview, remembered, same_file, service
 from webapp.importer.errors import FileRefused
 from webapp.importer.progress import progress as progress_of
 from webapp.importer.fields import (
     ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target, validate_mapping,
 )
-from webapp.importer.states import Changed
+from webapp.importer.states import DESCRIBING, EDITABLE, REVIEWING, Changed, Status
 from webapp.importer.templates import TEMPLATES, template_csv, template_filename, template_xlsx
 from webapp.models import Import, utcnow
 from webapp.ratelimit import limited, per_user
 from webapp.render import render, wants_partial
 from webapp.words import counted
-from worker.queue import enqueue
 
 bp = Blueprint("wizard", __name__, url_prefix="/imports")
 
@@ -41,16 +40,16 @@ def limits() -> flow.Limits:
     return upload_limits(current_app.config)
 
 
-def start_job(kind: str, upload: Import) -> bool:
-    """Hand the import to the queue (the one enqueue point); False when the queue is unreachable."""
-    return enqueue(kind, upload.id, current_app.config["REDIS_URL"], limits())
+def enqueue(kind: str, import_id: int) -> bool:
+    """The app's enqueue function (create_app's), as the core's services take it."""
+    return current_app.extensions["enqueue"](kind, import_id, current_app.config["REDIS_URL"], limits())
 
 
 def step_endpoint(upload: Import) -> str:
     """The endpoint of the step this import is at."""
     if flow.is_submitted(upload):
         return "imports.progress"
-    if upload.status in ("validating", "validated", "failed"):
+    if upload.status in REVIEWING:
         return "wizard.review_get"
     return "wizard.uploaded_get"
 
@@ -69,7 +68,7 @@ def go_to(upload: Import | None, endpoint: str | None = None) -> Response:
     return response
 
 
-def load(import_id: int, allowed: tuple[str, ...]) -> tuple[Import, Response | None]:
+def load(import_id: int, allowed: tuple[Status, ...]) -> tuple[Import, Response | None]:
     """The current account's import, and a response sending the user elsewhere when this step is not allowed."""
     upload = get_owned_or_404(Import, import_id)
     if flow.is_submitted(upload) or upload.status not in allowed:
@@ -77,7 +76,7 @@ def load(import_id: int, allowed: tuple[str, ...]) -> tuple[Import, Response | N
     return upload, None
 
 
-def shown(import_id: int, allowed: tuple[str, ...]) -> tuple[Import | None, Response | None]:
+def shown(import_id: int, allowed: tuple[Status, ...]) -> tuple[Import | None, Response | None]:
     """For a post: the import at the version its form was shown for, else the step it is at now, saying why."""
     upload = get_owned(Import, import_id)
     if upload is None or request.form.get("version", type=int) != upload.version:
@@ -146,11 +145,10 @@ def upload_post():
         return step("_upload.html", "Upload a file", status=422, error="Choose a CSV or Excel file to upload.",
                     **upload_context())
     try:
-        upload = flow.start_upload(g.account, current_user, file.filename, file.stream, limits())
+        upload = service.start_upload(g.account, current_user, file.filename, file.stream, limits(), enqueue)
     except FileRefused as refused:
         return step("_upload.html", "Upload a file", status=422, error=refused.message, file_name=file.filename,
                     **upload_context())
-    flow.finish_later(upload, lambda later: start_job("describe", later))
     return go_to(upload, "wizard.uploaded_get")
 
 
@@ -168,8 +166,8 @@ def template_download(slug: str, ext: str):
 
 # ---------------------------------------------------------------- step 2: uploaded
 
-DRAFT_STEPS = ("draft", "validated", "failed")
-UPLOADED_STEPS = ("describing", *DRAFT_STEPS)  # a workbook still being read shows the Uploaded step, waiting
+DRAFT_STEPS = EDITABLE
+UPLOADED_STEPS = (DESCRIBING, *DRAFT_STEPS)  # a workbook still being read shows the Uploaded step, waiting
 WAITING = ("describing", "counting")  # what the Uploaded step polls for (flow.waiting)
 
 
@@ -214,12 +212,10 @@ def _redescribe(upload: Import, **choice) -> Response:
     """Read the file again with the user's sheet or header line; the file's message inline when refused."""
     choice.setdefault("sheet", upload.sheet)
     try:
-        flow.redescribe(upload, limits(), **choice)
+        service.redescribe(upload, limits(), enqueue, **choice)
     except FileRefused as refused:
         current = get_owned(Import, upload.id)
         return uploaded_step(current, status=422, error=refused.message) if current else changed_elsewhere(upload.id)
-    flow.count_rows_if_cheap(upload, limits())
-    flow.finish_later(upload, lambda later: start_job("describe", later))
     return go_to(upload, "wizard.uploaded_get")
 
 
@@ -256,7 +252,7 @@ def remove_post(import_id: int):
     upload, elsewhere = shown(import_id, UPLOADED_STEPS)
     if elsewhere:
         return elsewhere
-    flow.discard(upload)
+    service.discard(upload)
     flash(drafts.removed_message(upload), "success")
     return go_to(None)
 
@@ -280,7 +276,7 @@ def discard_post(import_id: int):
         flash(NOT_DISCARDED, "warning")
         return back_to(back, 409)
     try:
-        flow.discard(upload)
+        service.discard(upload)
     except FileRefused as refused:
         flash(refused.message, "error")
         return back_to(back, 409)
@@ -372,11 +368,9 @@ def mapping_post(import_id: int):
     if elsewhere:
         return elsewhere
     mapping = parse_mapping(upload, request.form)
-    errors = flow.set_mapping(upload, mapping)
+    errors = service.confirm_mapping(upload, mapping, enqueue)
     if errors:
         return mapping_step(upload, mapping, status=422, errors=errors)
-    flow.queue_validation(upload)
-    start_job("validate", upload)
     return go_to(upload, "wizard.review_get")
 
 
@@ -399,12 +393,12 @@ def mapping_check_post(import_id: int):
 
 # ---------------------------------------------------------------- step 4: review
 
-REVIEW_STEPS = ("validating", "validated", "failed")
+REVIEW_STEPS = REVIEWING
 
 
 def review_step(upload: Import, status: int = 200, **context) -> Response:
     """Render step 4: the dry run's progress, its failure, or its counts with the consent form."""
-    validated = upload.status == "validated"
+    validated = upload.status == Status.VALIDATED
     groups = flow.problem_groups_of(upload) if validated else []
     counts = flow.problem_counts(upload) if validated else {}
     context.setdefault("opt_in_sms", upload.options.get("opt_in_sms", False))
@@ -442,18 +436,17 @@ def review_get(import_id: int):
 @owner_required
 def review_post(import_id: int):
     """Accept the terms and queue the import (step 5)."""
-    upload, elsewhere = shown(import_id, ("validated",))
+    upload, elsewhere = shown(import_id, (Status.VALIDATED,))
     if elsewhere:
         return elsewhere
     opt_in_sms, opt_in_email = bool(request.form.get("opt_in_sms")), bool(request.form.get("opt_in_email"))
     if not request.form.get("accept_terms"):
         return review_step(upload, status=422, error=ACCEPT_TERMS, opt_in_sms=opt_in_sms, opt_in_email=opt_in_email)
     try:
-        flow.submit(upload, current_user, request.remote_addr, current_app.config["TERMS_VERSION"],
-                    opt_in_sms, opt_in_email)
+        service.submit(upload, current_user, request.remote_addr, current_app.config["TERMS_VERSION"], opt_in_sms,
+                       opt_in_email, enqueue)
     except FileRefused as refused:
         return review_step(upload, status=422, error=refused.message)
-    start_job("import", upload)
     return go_to(upload, "imports.progress")
 
 

@@ -1,11 +1,12 @@
 """The one place that starts background work: an RQ job with REDIS_URL, else an in-process thread."""
 import logging
-import os
 import threading
 import time
 from contextlib import contextmanager, nullcontext
 
+from webapp import config
 from webapp.db import db
+from webapp.importer.states import BEATING, JOB_OF, Status
 from webapp.models import Import, utcnow
 
 QUEUE = "imports"
@@ -14,7 +15,6 @@ RETRY_INTERVALS = [10, 30, 60]
 WAITING_MESSAGE = "Waiting for the import service to come back; it will start on its own."
 FAILED_MESSAGE = "The import failed unexpectedly. Rows applied so far stay applied and none was applied twice."
 RETRY_MESSAGE = "The import was interrupted and is being resumed where it stopped."
-SWEEP_SECONDS = 30
 DRAFT_SWEEP_SECONDS = 3600  # how often a reaper also removes drafts untouched for days
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,6 @@ def _start_thread(kind: str, import_id: int, limits) -> None:
     threading.Thread(target=run, name=job_id(kind, import_id), daemon=True).start()
 
 
-KIND_OF_STATUS = {"validating": "validate", "queued": "import", "running": "import", "reverting": "revert"}
-
-
 def stale_imports() -> list[tuple[int, str, bool]]:
     """(id, kind, retrying) of imports nobody is running: heartbeat stale, or never enqueued (Redis was down).
 
@@ -108,14 +105,14 @@ def stale_imports() -> list[tuple[int, str, bool]]:
     with connected():
         # A revert beats by stamping reverted_at at each chunk.
         reverts = Import.select(Import.id, Import.status, Import.error_message).where(
-            (Import.status == "reverting") & (Import.reverted_at < utcnow() - REVERT_STALE))
+            (Import.status == Status.REVERTING) & (Import.reverted_at < utcnow() - REVERT_STALE))
         query = Import.select(Import.id, Import.status, Import.error_message).where(
-            Import.status.in_(["queued", "running", "validating"])
+            Import.status.in_([Status.QUEUED, *BEATING])
             & ((Import.error_message == WAITING_MESSAGE)
                | ((Import.heartbeat_at.is_null() | (Import.heartbeat_at < stale))
                   # A just-queued job has not beaten yet: give it the same grace.
-                  & ((Import.status == "running") | Import.queued_at.is_null() | (Import.queued_at < stale)))))
-        return [(u.id, KIND_OF_STATUS[u.status], u.error_message == RETRY_MESSAGE) for u in (*query, *reverts)]
+                  & ((Import.status == Status.RUNNING) | Import.queued_at.is_null() | (Import.queued_at < stale)))))
+        return [(u.id, JOB_OF[u.status], u.error_message == RETRY_MESSAGE) for u in (*query, *reverts)]
 
 
 def _pending_in_rq(queue, kind: str, import_id: int, retrying: bool) -> bool:
@@ -167,8 +164,8 @@ def _unschedule(queue, name: str) -> None:
 
 
 def sweep_seconds() -> float:
-    """How often the reaper looks for dead imports (IMPORT_SWEEP_SECONDS, default 30 s)."""
-    return float(os.environ.get("IMPORT_SWEEP_SECONDS") or SWEEP_SECONDS)
+    """How often the reaper looks for dead imports (the sweep_seconds setting, IMPORT_SWEEP_SECONDS)."""
+    return config.current().sweep_seconds
 
 
 def expire_drafts() -> list[int]:

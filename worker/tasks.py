@@ -2,10 +2,11 @@
 import logging
 import os
 
-from webapp.config import limits_from_env
+from webapp import config
 from webapp.db import db, init_db
 from webapp.importer import engine, flow, revert
 from webapp.importer.errors import FileRefused
+from webapp.importer.states import Status
 from webapp.logs import describe
 from webapp.logs import install as install_safe_logging
 from webapp.models import Import
@@ -26,7 +27,7 @@ class JobFailed(Exception):
 
 def describe_upload(import_id: int, limits=None) -> None:
     """Job: read what the upload request left (a large workbook's sheets and header row, the row counts)."""
-    limits = limits or limits_from_env()
+    limits = limits or config.current().limits
     ensure_db()
     with connected():
         try:
@@ -39,15 +40,15 @@ def describe_upload(import_id: int, limits=None) -> None:
 
 def validate_import(import_id: int, limits=None) -> None:
     """Job: the Review step's full validation pass (dry run)."""
-    limits = limits or limits_from_env()
-    _run(import_id, ready=(), working="validating", work=lambda lease: engine.validate(
+    limits = limits or config.current().limits
+    _run(import_id, ready=(), working=Status.VALIDATING, work=lambda lease: engine.validate(
         import_id, lease, max_rows=limits.max_rows, max_bytes=limits.max_bytes))
 
 
 def apply_import(import_id: int, limits=None, after_chunk=None) -> None:
     """Job: apply a validated import from its checkpoint to the end."""
     after_chunk = after_chunk or _fault_injection()
-    _run(import_id, ready=("queued",), working="running",
+    _run(import_id, ready=(Status.QUEUED,), working=Status.RUNNING,
          work=lambda lease: engine.apply(import_id, lease, after_chunk=after_chunk))
 
 
@@ -66,12 +67,10 @@ def ensure_db() -> None:
     """Bind the database when the job runs in a bare `rq worker` (no app factory ran)."""
     install_safe_logging()
     if db.obj is None:
-        from webapp import ROOT
-
-        init_db(os.environ.get("DATABASE_URL") or f"sqlite:///{ROOT / 'instance' / 'personas.db'}")
+        init_db(config.current().database_url)
 
 
-def _run(import_id: int, ready: tuple, working: str, work) -> None:
+def _run(import_id: int, ready: tuple[Status, ...], working: Status, work) -> None:
     ensure_db()
     # A connection of our own (a work horse or runner thread opens it and closes it when the job
     # ends; ImportWorker forks with none open, so none is ever shared across fork).
@@ -102,7 +101,7 @@ def _run(import_id: int, ready: tuple, working: str, work) -> None:
 def _fault_injection():
     """IMPORT_FAULT_KILL_AFTER_CHUNKS=k (fault-injection tests only): SIGKILL this worker and its
     work horse right after the k-th chunk of this run commits, as a crash would."""
-    k = int(os.environ.get("IMPORT_FAULT_KILL_AFTER_CHUNKS") or 0)
+    k = config.current().fault_kill_after_chunks
     if not k:
         return None
     import signal
@@ -112,7 +111,8 @@ def _fault_injection():
     def after_chunk():
         done[0] += 1
         if done[0] >= k:
-            if os.environ.get("RQ_WORKER_ID"):  # a forked work horse: take its worker down too
+            # RQ names the work horse it forks in its environment (not a setting): take its worker down too.
+            if os.environ.get("RQ_WORKER_ID"):
                 os.kill(os.getppid(), signal.SIGKILL)
             os.kill(os.getpid(), signal.SIGKILL)
 

@@ -16,6 +16,7 @@ pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect  # noqa: E402
 
 from tests.browser.helpers import BAD_PHONE, HEADERS, Wizard, people_csv, people_xlsx, step_url  # noqa: E402
+from tests.engine_helpers import tune  # noqa: E402
 from webapp.db import db  # noqa: E402
 from webapp.importer.fields import CONTACT_MESSAGE  # noqa: E402
 from webapp.models import Import, Persona, PersonaAttribute, utcnow  # noqa: E402
@@ -246,7 +247,7 @@ def test_mapping_errors_inline(wizard, tmp_path):
 
 def test_progress_bar_advances_on_a_large_file(wizard, live, tmp_path, monkeypatch):
     # Small chunks: many checkpoints, so the bar moves between two polls (one a second).
-    monkeypatch.setenv("IMPORT_CHUNK_ROWS", "500")
+    tune(monkeypatch, IMPORT_CHUNK_ROWS=500)
     rows = 30_000
     page = wizard.page
     wizard.open()

@@ -22,11 +22,14 @@ from dataclasses import dataclass, replace
 import polars as pl
 from peewee import IntegrityError, OperationalError
 
+from webapp import config
 from webapp.db import chunk_transaction, is_postgres, write_transaction
 from webapp.importer import lookup, merge_columns, row_merge, staging, units, validation, writes
 from webapp.importer.lease import LeaseLost, check_lease, claim, fail, stale_after  # noqa: F401 - the job API
 from webapp.importer.merge import Stamp
-from webapp.importer.parse import PROBLEM_SCHEMA, Plan
+from webapp.importer.parse import Plan
+from webapp.importer.problems import WARNING
+from webapp.importer.problems import frame as problem_frame
 from webapp.importer.personas_io import refresh_statistics, write_personas
 from webapp.importer.problem_rows import fill_problem_cells
 from webapp.importer.readers import open_table
@@ -83,7 +86,7 @@ def apply_workers() -> int:
     """Units applied at once: two on PostgreSQL (IMPORT_APPLY_WORKERS), one on SQLite, whose writers queue."""
     if not is_postgres():
         return 1
-    return int(os.environ.get("IMPORT_APPLY_WORKERS") or min(2, os.cpu_count() or 1))
+    return config.current().apply_workers or min(2, os.cpu_count() or 1)
 
 
 def _unit_rows(upload: Import, lease: str, wanted: int) -> int:
@@ -234,7 +237,7 @@ class Unit:
         writes.problems(upload.id, "apply", problems)
         counts = Counter(done["action"].to_list())
         counts.update(o.action for o in outcomes)
-        counts["warnings"] += int(rows["warnings"].sum()) + int((problems["severity"] == "warning").sum())
+        counts["warnings"] += int(rows["warnings"].sum()) + int((problems["severity"] == WARNING).sum())
         AppliedUnit.insert(upload=upload.id, unit=unit, rows=len(rows), counts=dict(counts)).execute()
         # The lease is checked as the unit's last write: a run that lost it rolls the whole unit back.
         moved = Import.update(rows_done=Import.rows_done + len(rows), checkpoint=Import.checkpoint + len(rows),
@@ -310,10 +313,7 @@ def _entries(outcomes) -> pl.DataFrame:
 
 def _problems(outcomes, plan: Plan) -> pl.DataFrame:
     """The Merger's problems, naming the file's own columns."""
-    headers = plan.headers()
-    found = [{"line": p["row"], "column": headers.get(p["column"], p["column"]), "value": p["value"],
-              "reason": p["reason"], "severity": p["severity"]} for o in outcomes for p in o.problems]
-    return pl.DataFrame(found, schema=PROBLEM_SCHEMA)
+    return problem_frame((p for o in outcomes for p in o.problems), plan.headers())
 
 
 def _write_audit(upload: Import, entries: pl.DataFrame, now) -> None:

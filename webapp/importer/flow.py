@@ -5,22 +5,22 @@ from contextlib import nullcontext
 from datetime import timedelta
 from itertools import groupby
 
+from webapp.config import Limits
 from webapp.db import write_transaction
 from webapp.importer import lease, problem_groups, problem_rows, reasserted, remembered, staging, states, storage
 from webapp.importer.cascade import delete_audiences
 from webapp.importer.engine import import_table
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import validate_mapping
+from webapp.importer.problems import ERROR
 from webapp.importer.readers import ODS_MIMETYPE, OLE2_MAGIC, count_rows, open_table, sheet_bytes
 from webapp.importer.report import report_bytes
 from webapp.importer.storage import opened_file, store_file
-from webapp.importer.states import BEFORE_SUBMIT, WORKING
+from webapp.importer.states import APPLIED, BEFORE_SUBMIT, WORKING, Status
 from webapp.models import Audience, Import, ImportProblem, ProblemRow, UploadChunk, utcnow
 
+__all__ = ["Limits"]  # the upload limits (webapp.config), named here for the callers of start_upload
 
-# A workbook whose sheets and shared strings unpack to more than this is read by the background job: calamine
-# reads about 60 MB of sheet XML a second, openpyxl (beyond calamine's budget) 8 MB; the request must stay short.
-READ_NOW_BYTES = 64 * 1024 * 1024
 # A file that took longer than this to store (a slow database, a large file) is read by the background job
 # whatever its size: what the request has left of gunicorn's 30 s is not spent reading it.
 STORE_BUDGET_SECONDS = 10.0
@@ -35,13 +35,6 @@ LATE = ("Reading this file is taking much longer than it should, so the import s
         "and upload it again in a few minutes.")
 UNREADABLE = ("We could not read this file. Remove it and upload it again; if that fails too, open it in Excel, save "
               "it again as .xlsx (Excel Workbook) or CSV, and upload the new file.")
-
-
-class Limits:
-    """The size limits uploads are held to, and how much of a workbook the upload request reads itself."""
-
-    def __init__(self, max_bytes: int, max_rows: int, read_now_bytes: int = READ_NOW_BYTES):
-        self.max_bytes, self.max_rows, self.read_now_bytes = max_bytes, max_rows, read_now_bytes
 
 
 MAX_NAME = 255  # no filesystem allows a longer file name
@@ -223,13 +216,18 @@ def workbook_kind(upload: Import) -> str:
     return "ods" if ODS_MIMETYPE in head else "xlsx"  # an .ods zip opens with its mimetype, stored
 
 
-def set_mapping(upload: Import, mapping: dict[str, str]) -> list[str]:
-    """Check and save the user's mapping, remembering it for the account; returns the errors (states.Changed)."""
+def set_mapping(upload: Import, mapping: dict[str, str], validate: bool = False) -> list[str]:
+    """Check and save the user's mapping, remembering it for the account; returns the errors (states.Changed).
+
+    validate: queue the dry run in the same transaction (service.confirm_mapping): no one sees a mapped draft.
+    """
     errors = validate_mapping(mapping)
     if errors:
         return errors
     with write_transaction():
         _unstage(upload, "map", mapping=mapping)
+        if validate:
+            queue_validation(upload)
         remembered.remember(upload, mapping)
     return []
 
@@ -376,7 +374,7 @@ def resume(upload: Import) -> None:
     if lease.resume(upload.id):
         return
     upload = Import.get_by_id(upload.id)
-    if upload.status != states.FAILED:
+    if upload.status != Status.FAILED:
         raise FileRefused("This import has not stopped, so there is nothing to resume."
                           if upload.status in WORKING else "Only a halted or failed import can be resumed.")
     if upload.file_deleted or not upload.staged:
@@ -386,7 +384,7 @@ def resume(upload: Import) -> None:
 
 def problem_sources(upload: Import) -> tuple[str, str]:
     """Which problems describe the import: the dry run's until it was applied, then the apply's."""
-    applied = upload.status in ("completed", "reverted") or (upload.status == "failed" and is_submitted(upload))
+    applied = upload.status in APPLIED or (upload.status == Status.FAILED and is_submitted(upload))
     return ("parse", "apply") if applied else ("parse", "review")
 
 
@@ -418,7 +416,7 @@ def _report_rows(upload: Import):
         cells = problem_rows.cells_of(upload, sorted({p.line for p in found}))
         for line, group in groupby(found, key=lambda p: p.line):
             group = list(group)
-            error = next((p.reason for p in group if p.severity == "error"), None)
+            error = next((p.reason for p in group if p.severity == ERROR), None)
             yield {"line": line, "error": error, "cells": cells.get(line, []),
                    "problems": [{"column": p.column_name, "value": p.value, "reason": p.reason,
                                  "skipped": p.source == "parse"} for p in group]}

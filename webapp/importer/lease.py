@@ -3,20 +3,19 @@
 Every state an import's job changes is written under this lease, so a run that lost it (another took over
 a run that looked dead) stops at its next chunk without writing.
 """
-import os
 import uuid
 from datetime import timedelta
 
+from webapp import config
 from webapp.db import is_postgres, write_transaction
-from webapp.importer.states import RUN_MOVES, move, resumable_where
+from webapp.importer.states import RUN_MOVES, Status, move, resumable_where
 from webapp.models import Import, utcnow
 
-STALE_AFTER = timedelta(seconds=60)
 
 
 def stale_after() -> timedelta:
-    """How long a silent heartbeat means the run died (IMPORT_STALE_SECONDS, default 60 s)."""
-    return timedelta(seconds=float(os.environ.get("IMPORT_STALE_SECONDS") or STALE_AFTER.total_seconds()))
+    """How long a silent heartbeat means the run died (the stale_seconds setting, IMPORT_STALE_SECONDS)."""
+    return timedelta(seconds=config.current().stale_seconds)
 
 
 class LeaseLost(Exception):
@@ -28,7 +27,7 @@ def _locked(import_id: int) -> Import:
     return (query.for_update() if is_postgres() else query).get()
 
 
-def claim(import_id: int, ready: tuple[str, ...], working: str, max_attempts: int | None = None) -> str | None:
+def claim(import_id: int, ready: tuple[Status, ...], working: Status, max_attempts: int | None = None) -> str | None:
     """Take the import's lease when it is ready, or when its holder stopped beating; else None.
 
     Under the import's row lock, so of two runs started together exactly one gets the lease, and as a move
@@ -45,7 +44,7 @@ def claim(import_id: int, ready: tuple[str, ...], working: str, max_attempts: in
         stalls = upload.stalls
         if upload.status in ready or (upload.status == working and upload.lease is None):
             # Queued afresh (a validation is queued straight into "validating", with no lease), or resumed.
-            resumed = working == "running" and upload.checkpoint > 0
+            resumed = working == Status.RUNNING and upload.checkpoint > 0
             attempt = upload.attempt + 1 if resumed else 1
             started_at = now - _worked(upload) if resumed else now
         elif upload.status == working and dead:
@@ -60,7 +59,7 @@ def claim(import_id: int, ready: tuple[str, ...], working: str, max_attempts: in
         # Applying resumes at the checkpoint; a validation starts over.
         taken = move(import_id, RUN_MOVES[working], version=upload.version, held=upload.lease, lease=lease,
                      attempt=attempt, started_at=started_at, heartbeat_at=now, error_message=None,
-                     rows_done=upload.checkpoint if working == "running" else 0, run_checkpoint=upload.checkpoint,
+                     rows_done=upload.checkpoint if working == Status.RUNNING else 0, run_checkpoint=upload.checkpoint,
                      stalls=stalls)
         return lease if taken else None
 

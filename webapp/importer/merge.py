@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from webapp.importer.errors import AMBIGUOUS_MATCH, ARCHIVED, BALANCE_BELOW_ZERO, OPT_OUT_LIFTED
 from webapp.importer.fields import CHANNELS, PERSONA_COLUMNS, PLAIN_FIELDS, opt_fields
+from webapp.importer.problems import ERROR, WARNING, Problem, problem
 
 PLAIN_SET = frozenset(PLAIN_FIELDS)
 CONSENT_CHANNELS = tuple(CHANNELS)
@@ -212,13 +213,9 @@ class Merger:
             persona["attributes"] |= set(added)
 
 
-def _problem(line: int, column: str, value: str, reason: str, severity: str) -> dict:
-    return {"row": line, "column": column, "value": value, "reason": reason, "severity": severity}
+def _error(line, column, value, reason) -> Problem:
+    return problem(line, column, value, reason, ERROR)
 
 
-def _error(line, column, value, reason) -> dict:
-    return _problem(line, column, value, reason, "error")
-
-
-def _warning(line, column, value, reason) -> dict:
-    return _problem(line, column, value, reason, "warning")
+def _warning(line, column, value, reason) -> Problem:
+    return problem(line, column, value, reason, WARNING)

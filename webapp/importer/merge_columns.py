@@ -12,7 +12,7 @@ import polars as pl
 from webapp.importer.errors import BALANCE_BELOW_ZERO, OPT_OUT_LIFTED
 from webapp.importer.fields import CHANNELS, PERSONA_COLUMNS, PLAIN_FIELDS, STAMPS, opt_fields
 from webapp.importer.merge import Stamp
-from webapp.importer.parse import PROBLEM_SCHEMA
+from webapp.importer.problems import ERROR, SCHEMA, WARNING
 
 ROW_SCHEMA = {"seq": pl.Int64, "line": pl.Int64, "action": pl.String, "persona_id": pl.Int64,
               "changes": pl.String, "added": pl.List(pl.String)}
@@ -25,7 +25,7 @@ class Merged:
     rows: pl.DataFrame  # ROW_SCHEMA, plus the box flags "box_<channel>" (the box would opt it in)
     personas: pl.DataFrame  # seq, id (None for new ones), every persona column as merged, attributes
     changed: list[str]  # the persona columns some updated persona of these rows changes
-    problems: pl.DataFrame  # PROBLEM_SCHEMA, in the order the Merger reports them
+    problems: pl.DataFrame  # problems.SCHEMA, in the order the Merger reports them
 
     def without(self, seqs: pl.Series) -> "Merged":
         """The same, less these rows (they merge again, row by row)."""
@@ -83,7 +83,7 @@ def merge(rows: pl.DataFrame, mapped: list[str], stamp: Stamp, headers: dict[str
         fragments.append(_change("points", changed, old, old + delta))
         merged["points"] = pl.when(changed).then(old + delta).otherwise(old)
         problems.append(_problem(changed & (old + delta < 0), headers.get("points", "points"), delta.cast(pl.String),
-                                 pl.format(BALANCE_BELOW_ZERO.text, old + delta), "warning", 1))
+                                 pl.format(BALANCE_BELOW_ZERO.text, old + delta), WARNING, 1))
     box = {}
     for order, (channel, label) in enumerate(CHANNELS.items(), start=2):
         opt_in, opt_out = opt_fields(channel)
@@ -108,14 +108,14 @@ def merge(rows: pl.DataFrame, mapped: list[str], stamp: Stamp, headers: dict[str
             merged[column] = pl.when(consented).then(pl.lit(value)).otherwise(state(column))
         problems.append(_problem(live & ~row_out & row_in & cur_out, headers.get(opt_in, opt_in), pl.lit("TRUE"),
                                  pl.lit(OPT_OUT_LIFTED(label, label)),
-                                 "warning", order))
+                                 WARNING, order))
     rows = _with_gains(rows)
     added, after = pl.col("added"), pl.col("after")
     gains = live & (added.list.len() > 0)
     flags.append(gains)
     fragments.append(_change("attributes", gains, state("attributes"), after))
     merged["attributes"] = pl.when(gains).then(after).otherwise(state("attributes"))
-    problems.append(_problem(pl.col("rejection").is_not_null(), "", pl.lit(""), pl.col("rejection"), "error", 0))
+    problems.append(_problem(pl.col("rejection").is_not_null(), "", pl.lit(""), pl.col("rejection"), ERROR, 0))
 
     created = live & pl.col("target").is_null()
     action = (pl.when(rejected).then(pl.lit("rejected")).when(created).then(pl.lit("created"))
@@ -167,7 +167,7 @@ def _problems(frame: pl.DataFrame, problems: list) -> pl.DataFrame:
     parts = [frame.filter(condition).select("line", column=pl.lit(column), value=value, reason=reason,
                                             severity=pl.lit(severity), order=pl.lit(order))
              for condition, column, value, reason, severity, order in problems]
-    return pl.concat(parts).sort("line", "order", maintain_order=True).drop("order").cast(PROBLEM_SCHEMA)
+    return pl.concat(parts).sort("line", "order", maintain_order=True).drop("order").cast(SCHEMA)
 
 
 def _personas(frame: pl.DataFrame) -> pl.DataFrame:

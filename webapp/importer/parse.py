@@ -11,12 +11,11 @@ import polars as pl
 from webapp.importer.columns import VALUE_TYPES, Memo, parse_column
 from webapp.importer.errors import EMAIL_INVALID_NO_PHONE, NO_KEY, NO_VALID_KEY, PHONE_INVALID_NO_EMAIL
 from webapp.importer.fields import FIELDS, IGNORE, attribute_name
+from webapp.importer.problems import ERROR, SCHEMA, WARNING
 from webapp.importer.values import ParseContext, cell_text
 
 # Attribute names never hold this (it is whitespace, which names lose), so it can join them in one text.
 NAME_JOIN = "\x1f"
-PROBLEM_SCHEMA = {"line": pl.Int64, "column": pl.String, "value": pl.String, "reason": pl.String,
-                  "severity": pl.String}
 # Rejections, as values._rejection words them, by which match key had a problem.
 REJECTIONS = {(True, True): NO_VALID_KEY.text, (True, False): EMAIL_INVALID_NO_PHONE.text,
               (False, True): PHONE_INVALID_NO_EMAIL.text, (False, False): NO_KEY.text}
@@ -132,17 +131,17 @@ def parse_batch(batch: Batch, plan: Plan, ctx: ParseContext, memos: dict | None 
             error=pl.coalesce("shift", "error")).drop("shift")
         problem_parts = [part.filter(~pl.col("line").is_in(reasons["line"].implode())) for part in problem_parts]
     errors = (rows.filter(pl.col("error").is_not_null())
-              .select("line", column=pl.lit(""), value=pl.lit(""), reason="error", severity=pl.lit("error"),
+              .select("line", column=pl.lit(""), value=pl.lit(""), reason="error", severity=pl.lit(ERROR),
                       order=pl.lit(order)))
     problems = pl.concat([*problem_parts, errors]).sort("line", "order", maintain_order=True)
-    warnings = problems.filter(pl.col("severity") == "warning").group_by("line").len("warnings")
+    warnings = problems.filter(pl.col("severity") == WARNING).group_by("line").len("warnings")
     rows = rows.join(warnings, on="line", how="left", maintain_order="left").with_columns(
         pl.col("warnings").fill_null(0).cast(pl.Int64))
     problem_lines = problems["line"].unique(maintain_order=True)
     positions = lines.to_frame("line").with_row_index("at").join(
         problem_lines.to_frame("line"), on="line", how="semi", maintain_order="left")["at"].to_list()
     problem_cells = list(zip(lines.gather(positions).to_list(), batch.texts(positions)))
-    return Parsed(rows.select(list(plan.schema())).cast(plan.schema()), problems.drop("order").cast(PROBLEM_SCHEMA),
+    return Parsed(rows.select(list(plan.schema())).cast(plan.schema()), problems.drop("order").cast(SCHEMA),
                   problem_cells)
 
 
@@ -156,9 +155,9 @@ def _cell_problems(lines: pl.Series, header: str, cells, reasons: pl.Series, ord
         shown = pl.Series([cell_text(cells[i]) for i in positions.to_list()], dtype=pl.String)
     return pl.DataFrame({"line": lines.gather(positions), "column": pl.Series([header] * len(positions), dtype=pl.String),
                          "value": shown, "reason": reasons.gather(positions),
-                         "severity": pl.Series(["warning"] * len(positions), dtype=pl.String),
+                         "severity": pl.Series([WARNING] * len(positions), dtype=pl.String),
                          "order": pl.Series([order] * len(positions), dtype=pl.Int32)},
-                        schema={**PROBLEM_SCHEMA, "order": pl.Int32})
+                        schema={**SCHEMA, "order": pl.Int32})
 
 
 def _attribute_lists(attributes: list[tuple[str, pl.Series]], height: int) -> pl.Series:

@@ -12,9 +12,9 @@ import polars as pl
 
 from webapp.importer import staging
 from webapp.importer.fields import CHANNELS, FIELDS, PLAIN_FIELDS, attribute_name, label, opt_fields
+from webapp.importer.states import SETTLED
 from webapp.models import AudienceMember, Import, Persona, ReachedDigest
 
-SETTLED = ("completed", "failed")
 KEY_COLUMNS = ("target", "email_id", "phone_id")
 OPT_FIELDS = tuple(name for channel in CHANNELS for name in opt_fields(channel))
 ROWS_PER_READ = 50_000  # a kept chunk's size: read one at a time, keep only a few columns of it

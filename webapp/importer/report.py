@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from webapp.importer.fields import normalize_header
+from webapp.importer.problems import ERROR, WARNING
 from webapp.importer.safe_cells import neutralize
 
 # Headers no persona field auto-matches, so a re-imported report maps only the file's own columns.
@@ -43,7 +44,7 @@ def report_line(headers: list[str], row: dict) -> list[str] | None:
     # One line per row, not per problem: re-importing the fixed report applies each row once.
     lead = [
         row.get("line"),
-        "error" if row.get("error") else "warning",
+        ERROR if row.get("error") else WARNING,
         JOIN.join(str(p.get("column") or "") for p in problems),
         JOIN.join(str(p.get("value") if p.get("value") is not None else "") for p in problems),
         JOIN.join(str(p.get("reason") or "") for p in problems),

@@ -1,4 +1,5 @@
 """The same file twice: an earlier completed import of the same content adds its points again."""
+from webapp.importer.states import Status
 from webapp.models import Import
 
 
@@ -7,7 +8,7 @@ def earlier_import(upload: Import) -> Import | None:
     if not upload.sha256:
         return None
     query = Import.select().where((Import.account == upload.account_id) & (Import.sha256 == upload.sha256)
-                                  & (Import.status == "completed") & (Import.id != upload.id))
+                                  & (Import.status == Status.COMPLETED) & (Import.id != upload.id))
     if upload.sheet:
         # Another sheet of the same workbook is other content.
         query = query.where(Import.sheet == upload.sheet)

@@ -4,20 +4,19 @@ Any worker on any machine can apply an import: the chunks live beside the import
 chunk is an Arrow IPC stream (lz4), a few megabytes for fifty thousand rows.
 """
 import io
-import os
 
 import polars as pl
 
+from webapp import config
 from webapp.db import db, is_postgres
 from webapp.importer import bulk
 from webapp.models import StagedChunk
 
-UNIT_ROWS = 25_000
 
 
 def unit_rows() -> int:
-    """Rows per unit of the apply (IMPORT_CHUNK_ROWS, default 25,000: two units in flight stay in 400 MB)."""
-    return int(os.environ.get("IMPORT_CHUNK_ROWS") or UNIT_ROWS)
+    """Rows per unit of the apply (the chunk_rows setting, IMPORT_CHUNK_ROWS)."""
+    return config.current().chunk_rows
 
 
 def encode(frame: pl.DataFrame, compression: str = "lz4") -> bytes:

@@ -11,26 +11,48 @@ the version it read and under the lease it holds. Every move bumps the version, 
 (another tab, a request whose body came late) or a job that lost its run changes nothing.
 """
 from dataclasses import dataclass
+from enum import StrEnum
 
-from webapp.models import Import, utcnow
 
-DESCRIBING, DRAFT, VALIDATING, VALIDATED = "describing", "draft", "validating", "validated"
-QUEUED, RUNNING, COMPLETED, FAILED = "queued", "running", "completed", "failed"
-REVERTING, REVERTED = "reverting", "reverted"
+class Status(StrEnum):
+    """An import's status. A member equals its string, as stored in the row and compared in templates."""
 
+    DESCRIBING = "describing"  # a large workbook's sheets and header row are read by a background job
+    DRAFT = "draft"
+    VALIDATING = "validating"
+    VALIDATED = "validated"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REVERTING = "reverting"
+    REVERTED = "reverted"
+
+
+DESCRIBING, DRAFT, VALIDATING, VALIDATED = Status.DESCRIBING, Status.DRAFT, Status.VALIDATING, Status.VALIDATED
+QUEUED, RUNNING, COMPLETED, FAILED = Status.QUEUED, Status.RUNNING, Status.COMPLETED, Status.FAILED
+REVERTING, REVERTED = Status.REVERTING, Status.REVERTED
+
+# The groups of statuses, every partial view of the life of an import in one place.
 BEFORE_SUBMIT = (DESCRIBING, DRAFT, VALIDATING, VALIDATED)
 EDITABLE = (DRAFT, VALIDATED, FAILED)  # the Uploaded and Map steps, while the import was never submitted
-WORKING = (VALIDATING, QUEUED, RUNNING, REVERTING)
+REVIEWING = (VALIDATING, VALIDATED, FAILED)  # the Review step: the dry run running, done, or failed
+WORKING = (VALIDATING, QUEUED, RUNNING, REVERTING)  # a job is queued or running for the import
+APPLYING = (QUEUED, RUNNING)  # submitted, not finished
+BEATING = (VALIDATING, RUNNING)  # a run holds the lease and beats (a revert stamps reverted_at instead)
 FINISHED = (COMPLETED, FAILED, REVERTED)
-REVERTIBLE = (COMPLETED, FAILED)
+SETTLED = (COMPLETED, FAILED)  # an import's work ended and stands (not undone)
+REVERTIBLE = SETTLED
+APPLIED = (COMPLETED, REVERTED)  # every row was applied (and maybe undone since)
+JOB_OF = {VALIDATING: "validate", QUEUED: "import", RUNNING: "import", REVERTING: "revert"}  # the job it waits on
 
 
 @dataclass(frozen=True)
 class Move:
     """A state change: the statuses it starts from, the status it ends in (None: unchanged)."""
 
-    start: tuple[str, ...]
-    to: str | None
+    start: tuple[Status, ...]
+    to: Status | None
     unsubmitted: bool = False  # only for an import whose terms were never accepted (the wizard's own moves)
 
 
@@ -57,17 +79,28 @@ MOVES = {
 
 def resumable_where():
     """The rows an owner may resume: failed after submitting, with rows left to apply and its kept rows there."""
+    from webapp.models import Import  # here: the models take Status from this module
+
     return (Import.terms_accepted_at.is_null(False) & Import.staged & ~Import.file_deleted
             & (Import.checkpoint < Import.rows_total))
 
 
-def resumable(upload: Import) -> bool:
+def resumable(upload) -> bool:
     """resumable_where() for an import in hand (what the history page offers)."""
     return (upload.status == FAILED and upload.terms_accepted_at is not None and upload.staged
             and not upload.file_deleted and upload.checkpoint < upload.rows_total)
 
 
 RUN_MOVES = {VALIDATING: "run_validation", RUNNING: "run_apply"}
+
+
+def transitions() -> dict[Status, set[Status]]:
+    """The statuses each status may move to (MOVES read the other way round; a move that keeps it, to itself)."""
+    found = {status: set() for status in Status}
+    for rule in MOVES.values():
+        for start in rule.start:
+            found[start].add(rule.to or start)
+    return found
 ANY = object()  # held=ANY: whatever lease the row has
 
 
@@ -81,6 +114,8 @@ class Changed(Exception):
 
 def move(import_id: int, name: str, *, version: int | None = None, held=ANY, where=None, **changes) -> bool:
     """Make move `name` from the state expected (version, lease held, where), setting changes; True if it happened."""
+    from webapp.models import Import, utcnow  # here: the models take Status from this module
+
     rule = MOVES[name]
     expected = (Import.id == import_id) & Import.status.in_(rule.start)
     if rule.unsubmitted:
@@ -98,7 +133,7 @@ def move(import_id: int, name: str, *, version: int | None = None, held=ANY, whe
     return Import.update(**changes, version=Import.version + 1).where(expected).execute() == 1
 
 
-def advance(upload: Import, name: str, **changes) -> None:
+def advance(upload, name: str, **changes) -> None:
     """Make the move from the version this upload was read at, and update it to match; else Changed."""
     if not move(upload.id, name, version=upload.version, **changes):
         raise Changed(upload.id)

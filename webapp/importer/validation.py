@@ -25,14 +25,16 @@ from webapp.importer.fields import CHANNELS
 from webapp.importer.lease import check_lease
 from webapp.importer.states import move
 from webapp.importer.merge import Stamp
-from webapp.importer.parse import PROBLEM_SCHEMA, Plan, parse_batch
+from webapp.importer.parse import Plan, parse_batch
+from webapp.importer.problems import WARNING
+from webapp.importer.problems import frame as problem_frame
 from webapp.importer.personas_io import refresh_statistics
 from webapp.importer.problem_rows import fill_problem_cells
 from webapp.importer.header_row import HEADER_ONLY
 from webapp.importer.values import ParseContext
 from webapp.models import Import, ImportProblem, ProblemRow, utcnow
 
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = None  # rows parsed per batch; None: two of the apply's units (the chunk_rows setting, IMPORT_CHUNK_ROWS)
 # Interacting rows go through the Merger about this many at a time (whole groups): as dicts they weigh a kilobyte each.
 GROUP_ROWS = 10_000
 COUNTED = ("created", "updated", "unchanged", "rejected", "warnings")
@@ -57,7 +59,7 @@ def validate(import_id: int, lease: str, *, max_rows: int, max_bytes: int, table
         simulation = Simulation(upload, plan)
         parts, keys, total, memos = [], [], 0, {}
         matcher = lookup.Matcher(account_id)
-        for batch in table.batches(CHUNK_ROWS):
+        for batch in table.batches(CHUNK_ROWS or 2 * staging.unit_rows()):
             parsed = parse_batch(batch, plan, ctx, memos)
             rows = parsed.rows.with_columns(seq=pl.int_range(total + 1, total + 1 + len(parsed.rows), dtype=pl.Int64))
             total += len(rows)
@@ -223,7 +225,7 @@ class Simulation:
     def count_merged(self, merged: merge_columns.Merged, parse_warnings: int) -> None:
         """Count independent rows: a box makes an unchanged row updated where it would opt the persona in."""
         rows = merged.rows
-        warnings = parse_warnings + int((merged.problems["severity"] == "warning").sum())
+        warnings = parse_warnings + int((merged.problems["severity"] == WARNING).sum())
         for boxes, ticked in BOXES.items():
             counts = self.counts[boxes]
             boxed = pl.lit(False)
@@ -254,7 +256,7 @@ class Simulation:
             problems = [{**p, "column": headers.get(p["column"], p["column"])} for o in plain for p in o.problems]
             with chunk_transaction():
                 check_lease(self.upload.id, lease)
-                writes.problems(self.upload.id, "review", _problem_frame(problems))
+                writes.problems(self.upload.id, "review", problem_frame(problems))
 
     def _note_opt_outs(self, rows: list[dict], outcomes) -> dict:
         """The personas an opt-out row reaches, for the boxes (these groups' own, and kept for the apply)."""
@@ -276,7 +278,7 @@ class Simulation:
         for row, without, with_boxes in zip(rows, plain, boxed):
             other, channels_without = row_merge.changed_channels(without.changes)
             _, channels_with = row_merge.changed_channels(with_boxes.changes)
-            warnings = row["warnings"] + sum(p["severity"] == "warning" for p in without.problems)
+            warnings = row["warnings"] + sum(p["severity"] == WARNING for p in without.problems)
             for boxes, ticked in BOXES.items():
                 action = without.action
                 if action in ("updated", "unchanged"):
@@ -305,8 +307,4 @@ def _group_batches(groups: pl.Series, size: int) -> list[tuple[int, int]]:
             begin = at
     return bounds
 
-
-def _problem_frame(problems: list[dict]) -> pl.DataFrame:
-    return pl.DataFrame([{"line": p["row"], "column": p["column"], "value": p["value"], "reason": p["reason"],
-                          "severity": p["severity"]} for p in problems], schema=PROBLEM_SCHEMA)
 

@@ -16,6 +16,7 @@ from .errors import (
     NOT_YES_NO, PHONE_DIGITS_LOST, PHONE_INVALID, PHONE_INVALID_NO_EMAIL, POINTS_NOT_WHOLE, POINTS_TOO_MANY,
 )
 from .fields import FIELDS, IGNORE, attribute_name
+from .problems import ERROR, WARNING, problem
 
 
 @dataclass(frozen=True)
@@ -486,9 +487,7 @@ class RowParser:
             else:
                 value, reason = parser(raw, ctx)
             if reason is not None:
-                problems.append(
-                    {"row": line, "column": header, "value": cell_text(raw), "reason": reason, "severity": "warning"}
-                )
+                problems.append(problem(line, header, cell_text(raw), reason, WARNING))
                 if name == "email" or name == "phone":
                     bad_contact.append(name)
             elif value is None:
@@ -500,7 +499,7 @@ class RowParser:
         error = None
         if "email" not in fields and "phone" not in fields:
             error = _rejection(bad_contact)
-            problems.append({"row": line, "column": "", "value": "", "reason": error, "severity": "error"})
+            problems.append(problem(line, "", "", error, ERROR))
         if len(attributes) > 1:
             attributes.sort()
         try:

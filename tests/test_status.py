@@ -12,7 +12,8 @@ def test_every_move_starts_and_ends_in_a_status_of_the_type():
 
 def test_the_life_of_an_import_as_the_moves_allow_it():
     allowed = transitions()
-    assert allowed[Status.DRAFT] == {Status.DRAFT, Status.VALIDATING}
+    assert allowed[Status.DRAFT] == {Status.DRAFT, Status.VALIDATING, Status.DESCRIBING}  # another sheet, read later
+    assert allowed[Status.DESCRIBING] == {Status.DESCRIBING, Status.DRAFT}  # the background job read it
     assert Status.QUEUED in allowed[Status.VALIDATED] and Status.RUNNING in allowed[Status.QUEUED]
     assert allowed[Status.RUNNING] == {Status.RUNNING, Status.COMPLETED, Status.FAILED}
     assert allowed[Status.REVERTED] == {Status.REVERTED}  # the end: only its file can still be deleted

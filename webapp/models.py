@@ -7,7 +7,6 @@ their only writer and deletes their dependent rows itself (see schema.BULK_FOREI
 import datetime
 import json
 
-from flask_login import UserMixin
 from peewee import (
     SQL,
     AutoField,
@@ -68,9 +67,11 @@ class Account(BaseModel):
     created_at = DateTimeField(default=utcnow)
 
 
-class User(BaseModel, UserMixin):
-    """A person who signs in; Flask-Login's user (UserMixin), whose get_id is Peewee's: the id, a number."""
+class User(BaseModel):
+    """A person who signs in; Flask-Login's user, whose get_id is Peewee's: the id, a number."""
 
+    # What Flask-Login asks of a signed-in user, written here: its UserMixin would load Flask into the core.
+    is_authenticated, is_active, is_anonymous = True, True, False
     id = NeverReusedId()
     email = CharField(unique=True)
     name = CharField(default="")

@@ -24,11 +24,12 @@ def start_upload(account: Account, user: User, file_name: str, stream, limits: L
                  enqueue: Enqueue | None = None) -> Import:
     """A new import of an uploaded file: stored, headers read, a small file counted (FileRefused leaves nothing).
 
-    What the request leaves (a large workbook's reading, a large file's count) goes to the "describe" job;
-    with no enqueue (the CLI, the tests) it is done now.
+    What the request leaves (a large workbook's reading, a large file's count) goes to the "describe" job.
+    With no enqueue (the CLI, whose limits read any workbook now) only a large file's count is left: the
+    dry run makes it, and refuses a file over the row limit there.
     """
     upload = flow.start_upload(account, user, file_name, stream, limits)
-    _finish_later(upload, limits, enqueue)
+    _finish_later(upload, enqueue)
     return upload
 
 
@@ -37,13 +38,13 @@ def redescribe(upload: Import, limits: Limits, enqueue: Enqueue | None = None, *
     """Read the file again with another sheet or header line, back to draft (states.Changed, FileRefused)."""
     flow.redescribe(upload, limits, sheet=sheet, header_line=header_line)
     flow.count_rows_if_cheap(upload, limits)
-    _finish_later(upload, limits, enqueue)
+    _finish_later(upload, enqueue)
     return upload
 
 
-def _finish_later(upload: Import, limits: Limits, enqueue: Enqueue | None) -> None:
-    flow.finish_later(upload, lambda later: enqueue("describe", later.id) if enqueue
-                      else flow.finish_description(later.id, limits))
+def _finish_later(upload: Import, enqueue: Enqueue | None) -> None:
+    if enqueue is not None:
+        flow.finish_later(upload, lambda later: enqueue("describe", later.id))
 
 
 def confirm_mapping(upload: Import, mapping: dict[str, str], enqueue: Enqueue) -> list[str]:

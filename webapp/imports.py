@@ -5,9 +5,9 @@ from peewee import JOIN
 
 from webapp.auth import get_owned_or_404, login_required, owner_required
 from webapp.importer import drafts, flow, service
-from webapp.importer.progress import progress as progress_of
 from webapp.importer.errors import FileRefused
 from webapp.importer.fields import label
+from webapp.importer.progress import progress as progress_of
 from webapp.importer.revert import preview as revert_preview
 from webapp.importer.states import REVERTIBLE, WORKING, Status, resumable
 from webapp.models import Audience, Import, User

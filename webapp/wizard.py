@@ -12,10 +12,15 @@ from webapp.auth import get_owned, get_owned_or_404, login_required, owner_requi
 from webapp.config import upload_limits
 from webapp.importer import drafts, flow, preview, remembered, same_file, service
 from webapp.importer.errors import FileRefused
-from webapp.importer.progress import progress as progress_of
 from webapp.importer.fields import (
-    ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target, validate_mapping,
+    ATTRIBUTE_PREFIX,
+    FIELDS,
+    IGNORE,
+    attribute_name,
+    attribute_target,
+    validate_mapping,
 )
+from webapp.importer.progress import progress as progress_of
 from webapp.importer.states import DESCRIBING, EDITABLE, REVIEWING, Changed, Status
 from webapp.importer.templates import TEMPLATES, template_csv, template_filename, template_xlsx
 from webapp.models import Import, utcnow

@@ -3,16 +3,16 @@ from flask import Blueprint, Response, flash, g, redirect, request, url_for
 from flask_login import current_user
 from peewee import JOIN
 
+from webapp import hx
 from webapp.auth import get_owned_or_404, login_required, owner_required
 from webapp.importer import drafts, flow, service
 from webapp.importer.errors import FileRefused
-from webapp.importer.fields import label
 from webapp.importer.progress import progress as progress_of
 from webapp.importer.revert import preview as revert_preview
 from webapp.importer.states import REVERTIBLE, WORKING, Status, resumable
 from webapp.models import Audience, Import, User
-from webapp.personas import Page
 from webapp.render import render
+from webapp.templating import Page
 from webapp.wizard import enqueue
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
@@ -124,7 +124,7 @@ def resume(import_id: int):
 def _to_history():
     """Back to the history, where the flashed message shows (both the history and an import's page post here)."""
     if request.htmx:
-        return "", 200, {"HX-Redirect": url_for("imports.history")}
+        return hx.redirect(url_for("imports.history"))
     return redirect(url_for("imports.history"), 303)
 
 
@@ -161,9 +161,3 @@ def revert_result(import_id: int):
     upload = get_owned_or_404(Import, import_id)
     return render("imports/revert_result.html", "imports/_revert_result.html", upload=upload,
                   result=upload.revert_result or {"reverted": 0, "not_reverted": []})
-
-
-@bp.app_template_filter()
-def field_label(name: str) -> str:
-    """A field, mapping target or audited column as users see it: "Opt-in SMS", "Custom attribute “veteran”"."""
-    return label(name)

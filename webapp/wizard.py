@@ -39,6 +39,16 @@ REMOVED = "This upload was removed in another tab. Nothing was imported from tha
 CHANGED = "This import changed in another tab. Here it is as it is now; nothing was done from that page."
 
 
+# The wizard's steps in their order: the key each step's partial names itself by, and the step bar's name.
+STEPS = (("upload", "Upload"), ("uploaded", "Uploaded"), ("map", "Map"), ("review", "Review"), ("import", "Import"))
+
+
+@bp.app_context_processor
+def wizard_steps() -> dict:
+    """The steps for the step bar (imports/_steps.html), numbered by their place here."""
+    return {"wizard_steps": STEPS}
+
+
 # ---------------------------------------------------------------- helpers
 
 def limits() -> flow.Limits:

@@ -34,7 +34,7 @@ from tests.live_server import LiveServer, held_post, response_of
 from webapp.accounts import create_account
 from webapp.db import db
 from webapp.models import Import, Persona
-from webapp.wizard import CHANGED
+from webapp.views.wizard import CHANGED
 from worker import queue, tasks
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")

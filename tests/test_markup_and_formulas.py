@@ -17,7 +17,7 @@ from webapp.importer.export import export_personas
 from webapp.importer.safe_cells import PREFIX, TRIGGERS, unneutralize
 from webapp.importer.templates import TEMPLATES, Template
 from webapp.models import Audience, Persona, PersonaAttribute
-from webapp.wizard import XLSX_TYPE
+from webapp.views.wizard import XLSX_TYPE
 
 IMG = "<img src=x onerror=alert(1)>"
 DIV = '<div hx-get="/personas" hx-trigger="load">x</div>'

@@ -24,7 +24,7 @@ from tests.test_wizard import (
     wait_for,
 )
 from webapp.models import Import, Persona, UploadChunk
-from webapp.wizard import CHANGED, REMOVED
+from webapp.views.wizard import CHANGED, REMOVED
 
 OTHER = [["Email", "Phone"], ["zed@example.com", "(415) 555-0199"], ["yan@example.com", "(415) 555-0198"]]
 

@@ -59,7 +59,8 @@ def create_app(test_config: dict | None = None) -> "Flask":
         if not db.is_closed():
             db.close()
 
-    from webapp import audiences, auth, errors, imports, personas, ratelimit, security, templating, wizard
+    from webapp import errors, ratelimit, security, templating
+    from webapp.views import audiences, auth, imports, personas, wizard
 
     auth.init_app(app)
     security.init_app(app)

@@ -2,7 +2,6 @@
 
 from flask import Blueprint, Response, abort, g, request, stream_with_context
 
-from webapp.auth import get_owned_or_404, login_required
 from webapp.importer.export import Selection
 from webapp.importer.export_files import FORMATS, MIMETYPES, export_filename, export_stream
 from webapp.importer.fields import CHANNELS, FIELDS
@@ -10,6 +9,7 @@ from webapp.importer.selection import personas as personas_of
 from webapp.models import Audience, AuditEntry, Import, Persona, PersonaAttribute
 from webapp.render import render
 from webapp.templating import Page
+from webapp.views.auth import get_owned_or_404, login_required
 
 bp = Blueprint("personas", __name__, url_prefix="/personas")
 

@@ -9,7 +9,6 @@ from flask import Blueprint, Response, abort, current_app, flash, g, redirect, r
 from flask_login import current_user
 
 from webapp import hx
-from webapp.auth import get_owned, get_owned_or_404, login_required, owner_required
 from webapp.config import upload_limits
 from webapp.importer import drafts, flow, preview, remembered, same_file, service
 from webapp.importer.errors import FileRefused
@@ -27,6 +26,7 @@ from webapp.importer.templates import TEMPLATES, template_csv, template_filename
 from webapp.models import Import
 from webapp.ratelimit import limited, per_user
 from webapp.render import render, wants_partial
+from webapp.views.auth import get_owned, get_owned_or_404, login_required, owner_required
 from webapp.words import counted
 
 bp = Blueprint("wizard", __name__, url_prefix="/imports")

@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PERSONAS := $(VENV)/bin/personas
 STAMP := $(VENV)/.installed
 
-.PHONY: run test worker bench install vendor browser clean
+.PHONY: run test lint worker bench install vendor browser clean
 
 run: install vendor
 	$(PERSONAS) init-db
@@ -13,6 +13,10 @@ run: install vendor
 
 test: install vendor browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Ruff's rules in pyproject.toml: pyflakes, pycodestyle, bugbear, import order, complexity. .ci/run runs it first.
+lint: install
+	$(VENV)/bin/ruff check .
 
 worker: install
 	$(PERSONAS) worker

@@ -46,7 +46,7 @@ def match(personas: dict, row: dict):
     return "found", persona
 
 
-def run_rows(personas: dict, rows: list, boxes: dict, no_bulk: dict, stamp_log: list):
+def run_rows(personas: dict, rows: list, boxes: dict, no_bulk: dict, stamp_log: list):  # noqa: C901 - the rules, spelled out
     """Apply rows in file order; returns per-row (line, action, persona id, changes, merge warnings)."""
     outcomes = []
     new_ids = iter(range(1, 10**9))

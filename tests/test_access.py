@@ -10,9 +10,9 @@ import pytest
 from flask import url_for
 
 from webapp.accounts import create_user
-from webapp.auth import OWNER_ONLY
 from webapp.models import Audience, AudienceMember, Import, Membership, Persona, UploadChunk
 from webapp.security import FORM_FIELD
+from webapp.views.auth import OWNER_ONLY
 
 HTMX = {"HX-Request": "true"}
 PUBLIC, MEMBER, OWNER = "public", "member", "owner"

@@ -6,8 +6,8 @@ from flask import g
 from werkzeug.exceptions import NotFound
 
 from webapp.accounts import create_user, hash_password
-from webapp.auth import OWNER_ONLY, get_owned_or_404, owner_required
 from webapp.models import Membership, Persona, User
+from webapp.views.auth import OWNER_ONLY, get_owned_or_404, owner_required
 
 HTMX = {"HX-Request": "true"}
 

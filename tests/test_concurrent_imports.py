@@ -10,8 +10,8 @@ import logging
 import re
 
 import pytest
-from psycopg2 import errors as pg_errors
 from peewee import IntegrityError
+from psycopg2 import errors as pg_errors
 
 from tests.engine_helpers import apply_queued, by_key, prepare_import, tune, write_csv
 from webapp.accounts import create_account

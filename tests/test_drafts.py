@@ -3,8 +3,8 @@ and removed with their stored files once nobody touched them for 7 days."""
 import datetime
 import re
 
-from tests.test_words import text_of
 from tests.test_wizard import HTMX, csv_bytes, import_id_of, post, run_wizard, upload
+from tests.test_words import text_of
 from webapp.importer import drafts
 from webapp.models import Import, UploadChunk, utcnow
 from worker.queue import expire_drafts

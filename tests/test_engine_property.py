@@ -15,7 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.engine_helpers import (
-    apply_queued, by_key, audit, counts, personas, prepare_import, rejected_lines, review_counts, write_csv,
+    apply_queued,
+    audit,
+    by_key,
+    counts,
+    personas,
+    prepare_import,
+    rejected_lines,
+    review_counts,
+    write_csv,
 )
 from tests.reference_merge import reference_import
 from webapp.accounts import create_account

@@ -12,8 +12,20 @@ import pytest
 from peewee import IntegrityError
 
 from tests.engine_helpers import (
-    IP, TERMS, apply_queued, audit, counts, import_rows, invoke, persona_by, personas, prepare_import, problems,
-    review_counts, tune, write_csv,
+    IP,
+    TERMS,
+    apply_queued,
+    audit,
+    counts,
+    import_rows,
+    invoke,
+    persona_by,
+    personas,
+    prepare_import,
+    problems,
+    review_counts,
+    tune,
+    write_csv,
 )
 from webapp.db import db
 from webapp.importer import engine, flow

@@ -15,14 +15,26 @@ import pytest
 from tests.conftest import POSTGRES_URL, csrf_token_of, log_in
 from tests.engine_helpers import tune
 from tests.jobs_helpers import (
-    CHUNK, Workers, audit_count, changed_rows, exported, file_points, finished, mapped_import, row_of, status_of,
-    validate_now, validated_import, wait_for, write_csv,
+    CHUNK,
+    Workers,
+    audit_count,
+    changed_rows,
+    exported,
+    file_points,
+    finished,
+    mapped_import,
+    row_of,
+    status_of,
+    validate_now,
+    validated_import,
+    wait_for,
+    write_csv,
 )
 from tests.live_server import LiveServer, held_post, response_of
 from webapp.accounts import create_account
 from webapp.db import db
 from webapp.models import Import, Persona
-from webapp.wizard import CHANGED
+from webapp.views.wizard import CHANGED
 from worker import queue, tasks
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import zipfile
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,15 @@ from webapp import ROOT, cli_import
 from webapp.accounts import create_account, create_user
 from webapp.importer import flow
 from webapp.models import (
-    Audience, AuditEntry, Import, ImportProblem, Membership, Persona, ProblemRow, StagedChunk, UploadChunk,
+    Audience,
+    AuditEntry,
+    Import,
+    ImportProblem,
+    Membership,
+    Persona,
+    ProblemRow,
+    StagedChunk,
+    UploadChunk,
 )
 
 EXPORT = "Export the customer list as CSV or Excel and upload that file."
@@ -118,7 +125,7 @@ def unpacked(monkeypatch):
             key = getattr(name, "filename", name)
             counts[key] += 0  # opened, even if its first read fails
             for method in ("read", "read1"):
-                def read(n=-1, _real=getattr(member, method)):
+                def read(n=-1, _real=getattr(member, method)):  # noqa: B008 - bound now, once per member
                     data = _real(n)
                     counts[key] += len(data)
                     return data

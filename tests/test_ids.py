@@ -8,16 +8,25 @@ import io
 import pytest
 from peewee import IntegrityError
 
+from tests.engine_helpers import LIMITS, apply_queued, prepare_import, write_csv
 from webapp import models
 from webapp.db import db
 from webapp.importer import flow
 from webapp.importer.revert import revert
 from webapp.models import (
-    MODELS, Audience, AudienceMember, AuditEntry, Import, Membership, Persona, PersonaAttribute, SchemaVersion,
-    UploadChunk, User,
+    MODELS,
+    Audience,
+    AudienceMember,
+    AuditEntry,
+    Import,
+    Membership,
+    Persona,
+    PersonaAttribute,
+    SchemaVersion,
+    UploadChunk,
+    User,
 )
 from webapp.schema import CURRENT_VERSION, NEVER_REUSED, init_schema
-from tests.engine_helpers import LIMITS, apply_queued, prepare_import, write_csv
 
 CSV = b"Email\nann@example.com\n"
 

@@ -5,12 +5,20 @@ import io
 import re
 import time
 
+from tests.test_wizard import HEADERS, HTMX, ROWS, csv_bytes, import_id_of, post, run_wizard, upload
 from webapp.models import (
-    Audience, AudienceMember, AuditEntry, Import, ImportProblem, Persona, ProblemRow, StagedChunk, UploadChunk, utcnow,
+    Audience,
+    AudienceMember,
+    AuditEntry,
+    Import,
+    ImportProblem,
+    Persona,
+    ProblemRow,
+    StagedChunk,
+    UploadChunk,
+    utcnow,
 )
 from worker.queue import WAITING_MESSAGE
-
-from tests.test_wizard import HEADERS, HTMX, ROWS, csv_bytes, import_id_of, post, run_wizard, upload
 
 
 def test_history_empty_state(owner_client, staff_client):

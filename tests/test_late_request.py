@@ -12,15 +12,14 @@ import time
 
 import pytest
 
-from webapp.models import Audience, AudienceMember, AuditEntry, Persona
-from webapp.wizard import CHANGED
-from worker import tasks
-
 from tests.conftest import csrf_token_of
 from tests.engine_helpers import tune
 from tests.jobs_helpers import row_of
 from tests.live_server import LiveServer, held_post, response_of
 from tests.test_wizard import HTMX, csv_bytes, post, run_wizard, wait_for
+from webapp.models import Audience, AudienceMember, AuditEntry, Persona
+from webapp.views.wizard import CHANGED
+from worker import tasks
 
 UNIT = 100
 ROWS = 5 * UNIT

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORE = sorted(f"webapp.importer.{path.stem}" for path in (ROOT / "webapp" / "importer").glob("*.py")
               if path.stem != "__init__")
 WEB_FRAMEWORK = ("flask", "htmx_flask", "werkzeug", "jinja2")
-VIEWS = ("webapp.wizard", "webapp.imports", "webapp.personas", "webapp.audiences", "webapp.cli_import")
+VIEWS = ("webapp.views.wizard", "webapp.views.imports", "webapp.views.personas", "webapp.views.audiences", "webapp.cli_import")
 
 
 def loaded_after_importing(modules) -> set[str]:
@@ -34,7 +34,7 @@ def test_the_core_has_every_module_listed():
 def test_importing_the_core_and_the_jobs_loads_no_web_framework_and_no_view():
     loaded = loaded_after_importing([*CORE, "worker.tasks", "worker.queue"])
     assert not loaded & set(WEB_FRAMEWORK), sorted(loaded & set(WEB_FRAMEWORK))
-    assert not loaded & {*VIEWS, "webapp.auth", "webapp.render", "webapp.wrappers"}
+    assert not loaded & {*VIEWS, "webapp.views.auth", "webapp.render", "webapp.wrappers"}
 
 
 def test_importing_the_views_loads_no_worker_module():

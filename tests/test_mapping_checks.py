@@ -3,8 +3,8 @@ re-checked as a select changes (HTMX on change), without saving anything."""
 import datetime
 import re
 
-from tests.test_words import text_of
 from tests.test_wizard import HTMX, csv_bytes, form_mapping, import_id_of, post, run_wizard, selected, upload
+from tests.test_words import text_of
 from webapp.importer.fields import CONTACT_MESSAGE
 from webapp.models import Import, RememberedMapping
 from webapp.words import day_month

@@ -11,14 +11,13 @@ import pytest
 from markupsafe import escape
 from openpyxl import load_workbook
 
+from tests.test_imports_pages import revert_result_when_done
+from tests.test_wizard import HTMX, csv_bytes, import_id_of, post, upload, wait_for
 from webapp.importer.export import export_personas
 from webapp.importer.safe_cells import PREFIX, TRIGGERS, unneutralize
 from webapp.importer.templates import TEMPLATES, Template
 from webapp.models import Audience, Persona, PersonaAttribute
-from webapp.wizard import XLSX_TYPE
-
-from tests.test_imports_pages import revert_result_when_done
-from tests.test_wizard import HTMX, csv_bytes, import_id_of, post, upload, wait_for
+from webapp.views.wizard import XLSX_TYPE
 
 IMG = "<img src=x onerror=alert(1)>"
 DIV = '<div hx-get="/personas" hx-trigger="load">x</div>'

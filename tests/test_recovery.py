@@ -15,7 +15,15 @@ from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from tests.engine_helpers import tune
 from tests.jobs_helpers import ROOT, Workers, finished, status_of, validated_import, wait_for, write_csv
 from tests.test_fault_injection import (  # noqa: F401 - fixtures
-    ROWS, _assert_exactly_once, _owner_and_account, _redis_url, _reference, needs_services, pg_app, redis_db, workers,
+    ROWS,
+    _assert_exactly_once,
+    _owner_and_account,
+    _redis_url,
+    _reference,
+    needs_services,
+    pg_app,
+    redis_db,
+    workers,
 )
 from worker import queue
 

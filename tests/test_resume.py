@@ -9,8 +9,16 @@ from tests.conftest import csrf_token_of
 from tests.engine_helpers import invoke, tune
 from tests.jobs_helpers import CHUNK, Workers, finished, status_of, validated_import, wait_for, write_csv
 from tests.test_fault_injection import (  # noqa: F401 - fixtures
-    Killed, _assert_exactly_once, _kill_after, _owner_and_account, _redis_url, _reference, needs_services, pg_app,
-    redis_db, workers,
+    Killed,
+    _assert_exactly_once,
+    _kill_after,
+    _owner_and_account,
+    _redis_url,
+    _reference,
+    needs_services,
+    pg_app,
+    redis_db,
+    workers,
 )
 from webapp.importer import engine
 from webapp.models import Import
@@ -144,7 +152,7 @@ def test_real_workers_killed_seven_times_mid_apply_complete_exactly_once(workers
     checkpoint = 0
     for run in range(1, 8):
         tag = workers.start(IMPORT_FAULT_KILL_AFTER_CHUNKS=1, IMPORT_APPLY_WORKERS=1)
-        wait_for(lambda: workers.exited(tag), what=f"worker {run} to die after one unit")
+        wait_for(lambda tag=tag: workers.exited(tag), what=f"worker {run} to die after one unit")
         workers.kill(tag)
         killed = status_of(upload.id)
         assert killed.attempt == run and checkpoint < killed.checkpoint < ROWS, workers.logs()

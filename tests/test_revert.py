@@ -2,8 +2,8 @@
 import pytest
 
 from tests.engine_helpers import audit, import_rows, invoke, persona_by, personas
-from webapp.importer.errors import FileRefused
 from webapp.importer import revert as revert_module
+from webapp.importer.errors import FileRefused
 from webapp.importer.revert import revert
 from webapp.models import Audience, AuditEntry, Import, Persona, PersonaAttribute, utcnow
 

@@ -10,13 +10,21 @@ import re
 
 import pytest
 
-from webapp.models import Import, Persona, UploadChunk
-from webapp.wizard import CHANGED, REMOVED
-
 from tests.jobs_helpers import row_of
 from tests.test_wizard import (
-    HEADERS, HTMX, ROWS, csv_bytes, form_mapping, import_id_of, post, run_wizard, upload, wait_for,
+    HEADERS,
+    HTMX,
+    ROWS,
+    csv_bytes,
+    form_mapping,
+    import_id_of,
+    post,
+    run_wizard,
+    upload,
+    wait_for,
 )
+from webapp.models import Import, Persona, UploadChunk
+from webapp.views.wizard import CHANGED, REMOVED
 
 OTHER = [["Email", "Phone"], ["zed@example.com", "(415) 555-0199"], ["yan@example.com", "(415) 555-0198"]]
 

@@ -5,13 +5,13 @@ other, acting on its older read, must find the import changed and leave it exact
 """
 import pytest
 
+from tests.engine_helpers import IP, LIMITS, TERMS, apply_queued, prepare_import, write_csv
+from tests.jobs_helpers import row_of
 from webapp.importer import engine, flow, states
 from webapp.importer.errors import FileRefused
 from webapp.importer.revert import claim_revert
 from webapp.models import Import, Persona
 from worker import tasks
-from tests.engine_helpers import IP, LIMITS, TERMS, apply_queued, prepare_import, write_csv
-from tests.jobs_helpers import row_of
 
 ROWS = [["Email", "Points"], ["ann@example.com", "5"], ["bob@example.com", "7"]]
 MAPPING = {"Email": "email", "Points": "points"}

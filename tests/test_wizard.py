@@ -18,7 +18,13 @@ from webapp.importer.fields import CONTACT_MESSAGE, FIELDS
 from webapp.importer.header_row import NO_HEADER
 from webapp.importer.templates import TEMPLATES
 from webapp.models import (
-    Audience, AudienceMember, Import, Persona, PersonaAttribute, RememberedMapping, StagedChunk,
+    Audience,
+    AudienceMember,
+    Import,
+    Persona,
+    PersonaAttribute,
+    RememberedMapping,
+    StagedChunk,
     UploadChunk,
 )
 

@@ -20,7 +20,7 @@ def write_workbook(path: Path, sheets: dict[str, int], *, note_bytes: int = 0, h
     rng = random.Random(7)
     strings: list[str] = list(header)
     sheet_xml = []
-    for index, (name, rows) in enumerate(sheets.items()):
+    for index, (_name, rows) in enumerate(sheets.items()):
         cells = ['<row r="1">' + "".join(f'<c r="{col}1" t="s"><v>{i}</v></c>' for i, col in enumerate("ABC"))
                  + "</row>"]
         for n in range(rows):

@@ -59,13 +59,14 @@ def create_app(test_config: dict | None = None) -> "Flask":
         if not db.is_closed():
             db.close()
 
-    from webapp import audiences, auth, errors, imports, personas, ratelimit, security, wizard, words
+    from webapp import errors, ratelimit, security, templating
+    from webapp.views import audiences, auth, imports, personas, wizard
 
     auth.init_app(app)
     security.init_app(app)
     ratelimit.init_app(app)
     errors.init_app(app)
-    words.init_app(app)
+    templating.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(personas.bp)
     app.register_blueprint(audiences.bp)

@@ -57,17 +57,6 @@ def authenticate(email: str, password: str) -> User | None:
     return user if check_password_hash(stored, password or "") and user else None
 
 
-def role_in(user: User, account: Account) -> str | None:
-    """The user's role in account, or None when not a member."""
-    membership = Membership.get_or_none(Membership.user == user, Membership.account == account)
-    return membership.role if membership else None
-
-
-def accounts_of(user: User) -> list[Account]:
-    """The accounts a user belongs to, by name."""
-    return list(Account.select().join(Membership).where(Membership.user == user).order_by(Account.name))
-
-
 def memberships_of(user: User) -> list[Membership]:
     """The user's memberships with their accounts loaded, by account name."""
     return list(

@@ -2,6 +2,7 @@
 from flask import current_app
 from werkzeug.exceptions import HTTPException
 
+from webapp import hx
 from webapp.render import render, wants_partial
 
 TITLES = {
@@ -48,8 +49,7 @@ def handle_http_error(error: HTTPException):
         return context["message"], code, {"Content-Type": "text/plain; charset=utf-8"}
     if wants_partial():
         # Show the message where the page keeps its alerts, not in place of the form that failed.
-        response.headers["HX-Retarget"] = "#messages"
-        response.headers["HX-Reswap"] = "innerHTML"
+        hx.retarget(response, "#messages", "innerHTML")
     if code == 405 and getattr(error, "valid_methods", None):
         response.headers["Allow"] = ", ".join(error.valid_methods)
     return response

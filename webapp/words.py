@@ -24,11 +24,3 @@ def day_month(value, today: datetime.date | None = None) -> str:
         day = day.date()
     today = today or datetime.datetime.now(datetime.timezone.utc).date()
     return f"{day.day} {day:%b}" + ("" if day.year == today.year else f" {day.year}")
-
-
-def init_app(app) -> None:
-    """Make number, noun, counted and day_month filters of every template."""
-    app.add_template_filter(number)
-    app.add_template_filter(noun)
-    app.add_template_filter(counted)
-    app.add_template_filter(day_month)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import _test_config
+from tests.live_server import LiveServer
 from webapp import create_app
 from webapp.accounts import create_account, create_user
 from webapp.db import db
 from webapp.models import Membership
 from webapp.schema import init_schema
-from tests.conftest import _test_config
-from tests.live_server import LiveServer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent

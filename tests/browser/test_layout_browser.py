@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Error as PlaywrightError, expect  # noqa: E402
+from playwright.sync_api import Error as PlaywrightError  # noqa: E402
+from playwright.sync_api import expect
 
 from tests.browser.conftest import OWNER_EMAIL, sign_in  # noqa: E402
 from tests.browser.helpers import BAD_PHONE, HEADERS, people_csv, people_rows, people_xlsx, step_url  # noqa: E402

@@ -14,7 +14,7 @@ from playwright.sync_api import expect  # noqa: E402
 from tests.browser.helpers import Wizard, people_csv  # noqa: E402
 from webapp.db import db  # noqa: E402
 from webapp.models import Import, Persona  # noqa: E402
-from webapp.wizard import REMOVED  # noqa: E402
+from webapp.views.wizard import REMOVED  # noqa: E402
 
 
 def test_import_personas_in_a_tab_whose_upload_was_removed_imports_nothing(page, shot, live, tmp_path):

@@ -352,7 +352,7 @@ def test_the_four_templates_import_unaided(wizard, live, tmp_path):
             assert target.suffix == f".{ext}", target
             files[(index, ext)] = target
     assert len({path.name for path in files.values()}) == 8
-    for (index, ext), path in files.items():
+    for (_index, ext), path in files.items():
         data = path.read_bytes()
         if ext == "xlsx":
             assert zipfile.is_zipfile(io.BytesIO(data)), path

@@ -10,7 +10,7 @@ accounts (region, day-first, today). Deterministic by default; PROPERTY_EXAMPLES
 PROPERTY_RANDOM=1 explores further.
 """
 import os
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta, timezone
 
 import polars as pl
 import pytest

@@ -1,12 +1,11 @@
 """Readers: type detection, encodings, delimiters, strict quoting, sheets, header row, refusals."""
 
+import csv
 import datetime as dt
 import io
 import time
 import tracemalloc
 import zipfile
-
-import csv
 
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -16,8 +16,8 @@ from webapp.importer import csv_frames, csv_reader
 from webapp.importer.columns import WHITESPACE, WHITESPACE_CLASS
 from webapp.importer.errors import FileRefused
 from webapp.importer.excel_reader import finish_cell
-from webapp.importer.parse import Batch
 from webapp.importer.header_row import shifted_row
+from webapp.importer.parse import Batch
 from webapp.importer.readers import Shifted, Table, too_many_rows
 from webapp.importer.safe_cells import PREFIX, TRIGGERS
 

@@ -9,6 +9,7 @@ as openpyxl (xlsx) and xlrd (xls) give them: text, numbers, booleans, datetimes,
 from collections.abc import Iterator
 from datetime import date, datetime
 from itertools import islice
+
 from python_calamine import CalamineWorkbook
 
 from webapp.importer.errors import FileRefused

@@ -16,7 +16,13 @@ from phonenumbers import PhoneMetadata
 
 from webapp.importer import values
 from webapp.importer.errors import (
-    CUSTOMER_TYPE_UNKNOWN, EMAIL_INVALID, IMPOSSIBLE_DATE, NOT_A_DATE, NOT_YES_NO, PHONE_INVALID, POINTS_NOT_WHOLE,
+    CUSTOMER_TYPE_UNKNOWN,
+    EMAIL_INVALID,
+    IMPOSSIBLE_DATE,
+    NOT_A_DATE,
+    NOT_YES_NO,
+    PHONE_INVALID,
+    POINTS_NOT_WHOLE,
     POINTS_TOO_MANY,
 )
 from webapp.importer.values import ParseContext

@@ -28,10 +28,10 @@ from webapp.importer import lookup, merge_columns, row_merge, staging, units, va
 from webapp.importer.lease import LeaseLost, check_lease, claim, fail, stale_after  # noqa: F401 - the job API
 from webapp.importer.merge import Stamp
 from webapp.importer.parse import Plan
-from webapp.importer.problems import WARNING
-from webapp.importer.problems import frame as problem_frame
 from webapp.importer.personas_io import refresh_statistics, write_personas
 from webapp.importer.problem_rows import fill_problem_cells
+from webapp.importer.problems import WARNING
+from webapp.importer.problems import frame as problem_frame
 from webapp.importer.readers import open_table
 from webapp.importer.states import move
 from webapp.importer.storage import opened_file
@@ -287,7 +287,7 @@ def _learn_created(stamp: Stamp, import_id: int, personas=None) -> None:
     The validation knew them only by the creating row (they had no id); the boxes must skip them in
     later chunks too. personas: the chunk's new ones; None reads those of earlier runs from the audit log.
     """
-    for channel, reached in stamp.opted_out.items():
+    for reached in stamp.opted_out.values():
         lines = reached.get("lines") or set()
         if not lines:
             continue

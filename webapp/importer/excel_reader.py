@@ -6,9 +6,8 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 
-from defusedxml import ElementTree
-
 import xlrd
+from defusedxml import ElementTree
 from openpyxl.cell.text import Text
 from openpyxl.reader.excel import SHARED_STRINGS, ExcelReader
 from openpyxl.xml.constants import SHEET_MAIN_NS

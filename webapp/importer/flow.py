@@ -15,8 +15,8 @@ from webapp.importer.fields import validate_mapping
 from webapp.importer.problems import ERROR
 from webapp.importer.readers import ODS_MIMETYPE, OLE2_MAGIC, count_rows, open_table, sheet_bytes
 from webapp.importer.report import report_bytes
-from webapp.importer.storage import opened_file, store_file
 from webapp.importer.states import APPLIED, BEFORE_SUBMIT, WORKING, Status
+from webapp.importer.storage import opened_file, store_file
 from webapp.models import Audience, Import, ImportProblem, ProblemRow, UploadChunk, utcnow
 
 __all__ = ["Limits"]  # the upload limits (webapp.config), named here for the callers of start_upload

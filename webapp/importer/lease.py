@@ -12,7 +12,6 @@ from webapp.importer.states import RUN_MOVES, Status, move, resumable_where
 from webapp.models import Import, utcnow
 
 
-
 def stale_after() -> timedelta:
     """How long a silent heartbeat means the run died (the stale_seconds setting, IMPORT_STALE_SECONDS)."""
     return timedelta(seconds=config.current().stale_seconds)

@@ -8,9 +8,9 @@ from peewee import DatabaseError
 
 from webapp.db import db, is_postgres
 from webapp.importer import bulk
-from webapp.importer.writes import new_ids
 from webapp.importer.fields import BOOL_COLUMNS, DATE_COLUMNS, PERSONA_COLUMNS
 from webapp.importer.merge import PersonaIndex
+from webapp.importer.writes import new_ids
 from webapp.models import AuditEntry, Persona, PersonaAttribute
 
 # Keys as one JSON parameter: the same statement text every chunk. sqlite3 caches each distinct statement,

@@ -14,8 +14,15 @@ from xlrd import compdoc
 
 from webapp.importer import calamine_reader, csv_reader, excel_reader
 from webapp.importer.errors import FileRefused
-from webapp.importer.header_row import (EMPTY, blank_cell, find_header, first_record, is_blank_row,
-                                        shifted_row, used_cells)
+from webapp.importer.header_row import (
+    EMPTY,
+    blank_cell,
+    find_header,
+    first_record,
+    is_blank_row,
+    shifted_row,
+    used_cells,
+)
 from webapp.importer.library_output import LogFile, quiet
 
 SAMPLE_SCAN = 1000  # sample() reads at most this many data rows

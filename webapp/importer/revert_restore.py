@@ -39,7 +39,7 @@ def restore(persona: dict, mine: list, later: list, again: dict, before: list, t
                 persona[name] = old
     for channel in CHANNELS:
         _consent(channel, persona, first_old, last_new, touched, again, restored, skipped,
-                 lambda: prior_stamps(before, channel, terms))
+                 lambda channel=channel: prior_stamps(before, channel, terms))
     return restored, skipped
 
 

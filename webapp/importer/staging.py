@@ -13,7 +13,6 @@ from webapp.importer import bulk
 from webapp.models import StagedChunk
 
 
-
 def unit_rows() -> int:
     """Rows per unit of the apply (the chunk_rows setting, IMPORT_CHUNK_ROWS)."""
     return config.current().chunk_rows

@@ -22,15 +22,15 @@ from webapp.db import chunk_transaction, db, write_transaction
 from webapp.importer import independence, lookup, merge_columns, preview, row_merge, staging, writes
 from webapp.importer.errors import AMBIGUOUS_MATCH, ARCHIVED, FileRefused
 from webapp.importer.fields import CHANNELS
+from webapp.importer.header_row import HEADER_ONLY
 from webapp.importer.lease import check_lease
-from webapp.importer.states import move
 from webapp.importer.merge import Stamp
 from webapp.importer.parse import Plan, parse_batch
-from webapp.importer.problems import WARNING
-from webapp.importer.problems import frame as problem_frame
 from webapp.importer.personas_io import refresh_statistics
 from webapp.importer.problem_rows import fill_problem_cells
-from webapp.importer.header_row import HEADER_ONLY
+from webapp.importer.problems import WARNING
+from webapp.importer.problems import frame as problem_frame
+from webapp.importer.states import move
 from webapp.importer.values import ParseContext
 from webapp.models import Import, ImportProblem, ProblemRow, utcnow
 

@@ -2,12 +2,13 @@
 from flask import Blueprint, g, request
 from peewee import JOIN, fn
 
-from webapp.auth import get_owned_or_404, login_required
 from webapp.importer.export import Selection
 from webapp.importer.selection import personas as personas_of
 from webapp.models import Audience, AudienceMember
-from webapp.personas import Page, download, persona_page
 from webapp.render import render
+from webapp.templating import Page
+from webapp.views.auth import get_owned_or_404, login_required
+from webapp.views.personas import download, persona_page
 
 bp = Blueprint("audiences", __name__, url_prefix="/audiences")
 

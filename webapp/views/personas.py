@@ -1,56 +1,18 @@
 """Customers > Personas: the searchable list and one persona's page with its history."""
-import datetime
-import math
 
-import phonenumbers
-from flask import Blueprint, Response, abort, g, request, stream_with_context, url_for
+from flask import Blueprint, Response, abort, g, request, stream_with_context
 
-from webapp.auth import get_owned_or_404, login_required
 from webapp.importer.export import Selection
 from webapp.importer.export_files import FORMATS, MIMETYPES, export_filename, export_stream
 from webapp.importer.fields import CHANNELS, FIELDS
 from webapp.importer.selection import personas as personas_of
 from webapp.models import Audience, AuditEntry, Import, Persona, PersonaAttribute
 from webapp.render import render
+from webapp.templating import Page
+from webapp.views.auth import get_owned_or_404, login_required
 
 bp = Blueprint("personas", __name__, url_prefix="/personas")
 
-PER_PAGE = 50
-
-
-class Page:
-    """One page of a query: its rows, its number and the page count."""
-
-    def __init__(self, query, number: int, per_page: int = PER_PAGE):
-        self.total = query.count()
-        self.pages = max(1, math.ceil(self.total / per_page))
-        self.number = min(max(1, number), self.pages)
-        self.rows = list(query.paginate(self.number, per_page))
-        self.first = (self.number - 1) * per_page + 1 if self.total else 0
-        self.last = self.first + len(self.rows) - 1 if self.rows else 0
-
-
-@bp.app_template_global()
-def page_url(number: int) -> str:
-    """This page's URL with the same query and another page number."""
-    args = {**request.view_args, **request.args.to_dict(), "page": number}
-    return url_for(request.endpoint, **args)
-
-
-@bp.app_template_filter()
-def show(value) -> str:
-    """A stored value as text for people: blanks as a dash, booleans as Yes/No, lists joined."""
-    if value is None or value == "" or value == []:
-        return "—"
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    if isinstance(value, (list, tuple, set)):
-        return ", ".join(str(item) for item in value)
-    if isinstance(value, datetime.datetime):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
-    if isinstance(value, int):  # points and balances: thousands separated
-        return f"{value:,}"
-    return str(value)
 
 
 def attributes_by_persona(personas) -> dict[int, list[str]]:
@@ -123,15 +85,3 @@ def detail(persona_id: int):
                   history=list(history), fields=FIELDS.values(), channels=CHANNELS)
 
 
-@bp.app_template_filter()
-def phone(value) -> str:
-    """An E.164 phone as people read it: national format in its own country, international otherwise."""
-    if not value:
-        return show(value)
-    try:
-        number = phonenumbers.parse(value)
-    except phonenumbers.NumberParseException:
-        return str(value)
-    national = g.account is not None and phonenumbers.region_code_for_number(number) == g.account.phone_region
-    style = phonenumbers.PhoneNumberFormat.NATIONAL if national else phonenumbers.PhoneNumberFormat.INTERNATIONAL
-    return phonenumbers.format_number(number, style)

@@ -8,7 +8,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
 from peewee import ModelSelect
 
-from webapp import sessions
+from webapp import hx, sessions
 from webapp.accounts import authenticate, memberships_of
 from webapp.models import Membership
 from webapp.ratelimit import hashed, limited
@@ -42,7 +42,7 @@ def load_signed_in_user(user_id):
 def send_to_sign_in():
     """Anonymous users go to the login page; HTMX requests get 401 and an HX-Redirect."""
     if request.htmx:
-        return "", 401, {"HX-Redirect": _login_url()}
+        return hx.redirect(_login_url(), 401)
     return redirect(_login_url())
 
 

@@ -8,19 +8,25 @@ changes an import carries the version it was shown for: a post for an import rem
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, request, url_for
 from flask_login import current_user
 
-from webapp.auth import get_owned, get_owned_or_404, login_required, owner_required
+from webapp import hx
 from webapp.config import upload_limits
 from webapp.importer import drafts, flow, preview, remembered, same_file, service
 from webapp.importer.errors import FileRefused
-from webapp.importer.progress import progress as progress_of
 from webapp.importer.fields import (
-    ATTRIBUTE_PREFIX, FIELDS, IGNORE, attribute_name, attribute_target, validate_mapping,
+    ATTRIBUTE_PREFIX,
+    FIELDS,
+    IGNORE,
+    attribute_name,
+    attribute_target,
+    validate_mapping,
 )
+from webapp.importer.progress import progress as progress_of
 from webapp.importer.states import DESCRIBING, EDITABLE, REVIEWING, Changed, Status
 from webapp.importer.templates import TEMPLATES, template_csv, template_filename, template_xlsx
-from webapp.models import Import, utcnow
+from webapp.models import Import
 from webapp.ratelimit import limited, per_user
 from webapp.render import render, wants_partial
+from webapp.views.auth import get_owned, get_owned_or_404, login_required, owner_required
 from webapp.words import counted
 
 bp = Blueprint("wizard", __name__, url_prefix="/imports")
@@ -31,6 +37,16 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ACCEPT_TERMS = "Accept the consent terms to import."
 REMOVED = "This upload was removed in another tab. Nothing was imported from that page."
 CHANGED = "This import changed in another tab. Here it is as it is now; nothing was done from that page."
+
+
+# The wizard's steps in their order: the key each step's partial names itself by, and the step bar's name.
+STEPS = (("upload", "Upload"), ("uploaded", "Uploaded"), ("map", "Map"), ("review", "Review"), ("import", "Import"))
+
+
+@bp.app_context_processor
+def wizard_steps() -> dict:
+    """The steps for the step bar (imports/_steps.html), numbered by their place here."""
+    return {"wizard_steps": STEPS}
 
 
 # ---------------------------------------------------------------- helpers
@@ -63,9 +79,7 @@ def go_to(upload: Import | None, endpoint: str | None = None) -> Response:
     url = url_for(endpoint, **args)
     if not wants_partial():
         return redirect(url, 303)
-    response = current_app.view_functions[endpoint](**args)
-    response.headers["HX-Push-Url"] = url
-    return response
+    return hx.push_url(current_app.view_functions[endpoint](**args), url)
 
 
 def load(import_id: int, allowed: tuple[Status, ...]) -> tuple[Import, Response | None]:
@@ -100,7 +114,7 @@ def changed_elsewhere(import_id: int) -> Response:
     response = current_app.view_functions[endpoint](**args)
     response.status_code = 409 if upload else 404
     if wants_partial():
-        response.headers["HX-Push-Url"] = url_for(endpoint, **args)
+        hx.push_url(response, url_for(endpoint, **args))
     return response
 
 
@@ -202,8 +216,7 @@ def uploaded_facts_get(import_id: int):
         # Read, counted, refused or moved on since the step was shown: the whole step as it is now.
         response = go_to(upload)
         if wants_partial():
-            response.headers["HX-Retarget"] = "#wizard-step"
-            response.headers["HX-Reswap"] = "outerHTML"
+            hx.retarget(response, "#wizard-step", "outerHTML")
         return response
     return render(PAGE, "imports/steps/_uploaded_facts.html", title="Uploaded", **uploaded_context(upload))
 
@@ -295,7 +308,7 @@ def back_to(endpoint: str, status: int = 200) -> Response:
     response = current_app.view_functions[endpoint]()
     response.status_code = status
     if wants_partial():
-        response.headers["HX-Push-Url"] = url
+        hx.push_url(response, url)
     return response
 
 
@@ -450,28 +463,3 @@ def review_post(import_id: int):
     return go_to(upload, "imports.progress")
 
 
-@bp.app_template_filter()
-def since(moment) -> str:
-    """How long ago a time was, briefly: "just now", "5 min ago", "3 h ago", else the date."""
-    if moment is None:
-        return "—"
-    seconds = (utcnow() - moment).total_seconds()
-    if seconds < 60:
-        return "just now"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min ago"
-    if seconds < 86400:
-        return f"{int(seconds // 3600)} h ago"
-    return moment.strftime("%Y-%m-%d")
-
-
-@bp.app_template_filter()
-def duration(seconds) -> str:
-    """A number of seconds for people: "40 s", "3 min", "1 h 20 min"."""
-    seconds = int(round(seconds or 0))
-    if seconds < 60:
-        return f"{max(seconds, 1)} s"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min"

@@ -3,17 +3,17 @@ from flask import Blueprint, Response, flash, g, redirect, request, url_for
 from flask_login import current_user
 from peewee import JOIN
 
-from webapp.auth import get_owned_or_404, login_required, owner_required
+from webapp import hx
 from webapp.importer import drafts, flow, service
-from webapp.importer.progress import progress as progress_of
 from webapp.importer.errors import FileRefused
-from webapp.importer.fields import label
+from webapp.importer.progress import progress as progress_of
 from webapp.importer.revert import preview as revert_preview
 from webapp.importer.states import REVERTIBLE, WORKING, Status, resumable
 from webapp.models import Audience, Import, User
-from webapp.personas import Page
 from webapp.render import render
-from webapp.wizard import enqueue
+from webapp.templating import Page
+from webapp.views.auth import get_owned_or_404, login_required, owner_required
+from webapp.views.wizard import enqueue
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
 
@@ -38,7 +38,7 @@ def progress(import_id: int):
     """Step 5: the progress bar while the import runs (polling), then its result (no polling)."""
     upload = get_owned_or_404(Import, import_id)
     if not flow.is_submitted(upload):
-        from webapp.wizard import go_to  # the wizard decides which of its steps the import is at
+        from webapp.views.wizard import go_to  # the wizard decides which of its steps the import is at
 
         return go_to(upload)
     return render(WIZARD_PAGE, PROGRESS, title="Import", **progress_context(upload))
@@ -51,7 +51,7 @@ def detail(import_id: int):
     upload = get_owned_or_404(Import, import_id)
     context = progress_context(upload) if flow.is_submitted(upload) else {"upload": upload}
     terms_user = User.get_or_none(User.id == upload.terms_accepted_by_id) if upload.terms_accepted_by_id else None
-    from webapp.wizard import step_endpoint
+    from webapp.views.wizard import step_endpoint
 
     return render("imports/detail.html", "imports/_detail.html", terms_user=terms_user,
                   submitted=flow.is_submitted(upload), step_of=step_endpoint, **context)
@@ -72,7 +72,7 @@ def history_query():
 def history():
     """Every import of the account: file, status, who, when, counts, and what can be done with it."""
     page = Page(history_query().objects(), request.args.get("page", 1, type=int))
-    from webapp.wizard import step_endpoint
+    from webapp.views.wizard import step_endpoint
 
     return render("imports/history.html", "imports/_history.html", listing=page, step_of=step_endpoint,
                   submitted=flow.is_submitted, revertible=REVERTIBLE, working=WORKING, resumable=resumable,
@@ -124,7 +124,7 @@ def resume(import_id: int):
 def _to_history():
     """Back to the history, where the flashed message shows (both the history and an import's page post here)."""
     if request.htmx:
-        return "", 200, {"HX-Redirect": url_for("imports.history")}
+        return hx.redirect(url_for("imports.history"))
     return redirect(url_for("imports.history"), 303)
 
 
@@ -161,9 +161,3 @@ def revert_result(import_id: int):
     upload = get_owned_or_404(Import, import_id)
     return render("imports/revert_result.html", "imports/_revert_result.html", upload=upload,
                   result=upload.revert_result or {"reverted": 0, "not_reverted": []})
-
-
-@bp.app_template_filter()
-def field_label(name: str) -> str:
-    """A field, mapping target or audited column as users see it: "Opt-in SMS", "Custom attribute “veteran”"."""
-    return label(name)

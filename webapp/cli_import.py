@@ -15,7 +15,7 @@ from webapp.importer.export import Selection, export_personas
 from webapp.importer.export_files import FORMATS, export_stream
 from webapp.importer.header_row import NO_HEADER
 from webapp.importer.problems import Problem, of_record
-from webapp.importer.revert import revert
+from webapp.importer.revert import run_revert
 from webapp.importer.states import Status
 from webapp.models import Account, Audience, AudienceMember, Import, ImportProblem, Membership, Persona, User
 
@@ -199,7 +199,9 @@ def revert_command(import_id, account_name, user_email):
     """Undo an import; print what was reverted and what could not be."""
     account, user = _owner(account_name, user_email)
     try:
-        _print(revert(import_id, account.id, user.id))
+        # The service's claim, then the revert run here and now: the command prints what it did.
+        service.request_revert(import_id, account.id, user.id, lambda _kind, claimed: bool(run_revert(claimed)) or True)
+        _print(Import.get_by_id(import_id).revert_result)
     except FileRefused as refused:
         _refuse(refused.message)
 

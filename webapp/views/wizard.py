@@ -373,14 +373,19 @@ def parse_mapping(upload: Import, form) -> dict:
     return mapping
 
 
+def posted_mapping(import_id: int) -> tuple[Import | None, dict | None, Response | None]:
+    """The import the Map step was shown for and the mapping its form posts, or the answer when it changed."""
+    upload, elsewhere = load_mappable(import_id, shown)
+    return upload, None if elsewhere else parse_mapping(upload, request.form), elsewhere
+
+
 @bp.post("/<int:import_id>/mapping")
 @owner_required
 def mapping_post(import_id: int):
     """Save the mapping and start the dry run; errors inline with the user's choices kept."""
-    upload, elsewhere = load_mappable(import_id, shown)
+    upload, mapping, elsewhere = posted_mapping(import_id)
     if elsewhere:
         return elsewhere
-    mapping = parse_mapping(upload, request.form)
     errors = service.confirm_mapping(upload, mapping, enqueue)
     if errors:
         return mapping_step(upload, mapping, status=422, errors=errors)
@@ -391,10 +396,9 @@ def mapping_post(import_id: int):
 @owner_required
 def mapping_check_post(import_id: int):
     """Step 3 again for the choices as they stand (a select changed, or a column reset): its errors, nothing saved."""
-    upload, elsewhere = load_mappable(import_id, shown)
+    upload, mapping, elsewhere = posted_mapping(import_id)
     if elsewhere:
         return elsewhere
-    mapping = parse_mapping(upload, request.form)
     reset = request.form.get("reset", type=int)
     if reset is not None and 0 <= reset < len(upload.headers):
         header = upload.headers[reset]

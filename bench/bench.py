@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import os
+import re
 import resource
 import signal
 import sqlite3
@@ -632,17 +633,20 @@ def helper_upload(path: Path) -> dict:
     """Sign in as the bench owner and time the wizard's upload POST (run in a fresh process)."""
     from webapp import create_app
     from webapp.models import Import
-    from webapp.security import FORM_FIELD, HEADER, SESSION_KEY
+    from webapp.security import FORM_FIELD, HEADER
 
     app = create_app({"DATABASE_URL": os.environ["DATABASE_URL"], "REDIS_URL": os.environ.get("REDIS_URL")})
     client = app.test_client()
-    with client.session_transaction() as session:
-        session[SESSION_KEY] = "bench-token"
-    signed_in = client.post("/login", data={"email": USER, "password": PASSWORD, FORM_FIELD: "bench-token"})
+
+    def token_of(url: str) -> str:
+        """The CSRF token a page's forms carry, as a browser finds it."""
+        page = client.get(url).get_data(as_text=True)
+        return re.search(rf'name="{FORM_FIELD}" value="([^"]+)"', page).group(1)
+
+    signed_in = client.post("/login", data={"email": USER, "password": PASSWORD, FORM_FIELD: token_of("/login")})
     if signed_in.status_code != 302:
         raise SystemExit(f"sign-in failed: {signed_in.status_code}")
-    with client.session_transaction() as session:
-        token = session[SESSION_KEY]  # sign-in rotates it
+    token = token_of("/imports/new")  # sign-in renews it
     body, boundary = multipart_body(path, FORM_FIELD, token)
     with open(body, "rb") as stream:
         # What htmx sends: the token as a header and in the form, the file as multipart form data.

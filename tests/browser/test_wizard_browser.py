@@ -246,8 +246,9 @@ def test_mapping_errors_inline(wizard, tmp_path):
 
 
 def test_progress_bar_advances_on_a_large_file(wizard, live, tmp_path, monkeypatch):
-    # Small chunks: many checkpoints, so the bar moves between two polls (one a second).
-    tune(monkeypatch, IMPORT_CHUNK_ROWS=500)
+    # Small chunks: many checkpoints, so the bar moves between two polls (one a second), even on a machine
+    # fast enough to apply 500-row chunks of 30,000 rows within two polls.
+    tune(monkeypatch, IMPORT_CHUNK_ROWS=200)
     rows = 30_000
     page = wizard.page
     wizard.open()

@@ -190,6 +190,12 @@ def export_command(account_name, kind, audience_id, q, output):
     _print({"file": output, "format": kind, "personas": chosen.query(Persona.id).count()})
 
 
+def _revert_now(_kind: str, import_id: int) -> bool:
+    """The enqueue function `personas revert` hands the service: the claimed revert runs here and now."""
+    run_revert(import_id)
+    return True
+
+
 @click.command("revert")
 @click.argument("import_id", type=int)
 @click.option("--account", "account_name", required=True)
@@ -199,8 +205,7 @@ def revert_command(import_id, account_name, user_email):
     """Undo an import; print what was reverted and what could not be."""
     account, user = _owner(account_name, user_email)
     try:
-        # The service's claim, then the revert run here and now: the command prints what it did.
-        service.request_revert(import_id, account.id, user.id, lambda _kind, claimed: bool(run_revert(claimed)) or True)
+        service.request_revert(import_id, account.id, user.id, _revert_now)
         _print(Import.get_by_id(import_id).revert_result)
     except FileRefused as refused:
         _refuse(refused.message)

@@ -36,6 +36,7 @@ REVERTING, REVERTED = Status.REVERTING, Status.REVERTED
 # The groups of statuses, every partial view of the life of an import in one place.
 BEFORE_SUBMIT = (DESCRIBING, DRAFT, VALIDATING, VALIDATED)
 EDITABLE = (DRAFT, VALIDATED, FAILED)  # the Uploaded and Map steps, while the import was never submitted
+UPLOADED = (DESCRIBING, *EDITABLE)  # the Uploaded step: the file read, or being read by the background job
 REVIEWING = (VALIDATING, VALIDATED, FAILED)  # the Review step: the dry run running, done, or failed
 WORKING = (VALIDATING, QUEUED, RUNNING, REVERTING)  # a job is queued or running for the import
 APPLYING = (QUEUED, RUNNING)  # submitted, not finished
@@ -58,11 +59,11 @@ class Move:
 
 MOVES = {
     "describe": Move(EDITABLE, DRAFT, unsubmitted=True),  # the file read again: another sheet or header row
-    "describe_later": Move((DESCRIBING, *EDITABLE), DESCRIBING, unsubmitted=True),  # left to the background job
+    "describe_later": Move(UPLOADED, DESCRIBING, unsubmitted=True),  # left to the background job
     "described": Move((DESCRIBING,), DRAFT, unsubmitted=True),  # the background job read it
     "map": Move(EDITABLE, DRAFT, unsubmitted=True),
     "validate": Move((DRAFT,), VALIDATING, unsubmitted=True),  # queue the dry run
-    "remove": Move((DESCRIBING, *EDITABLE), None, unsubmitted=True),  # the row is deleted in the same transaction
+    "remove": Move(UPLOADED, None, unsubmitted=True),  # the row is deleted in the same transaction
     "submit": Move((VALIDATED,), QUEUED, unsubmitted=True),  # terms accepted, import queued
     "run_validation": Move((VALIDATING,), VALIDATING),  # a worker takes (or takes over) the lease
     "run_apply": Move((QUEUED, RUNNING), RUNNING),

@@ -21,7 +21,7 @@ from webapp.importer.fields import (
     validate_mapping,
 )
 from webapp.importer.progress import progress as progress_of
-from webapp.importer.states import DESCRIBING, EDITABLE, REVIEWING, Changed, Status
+from webapp.importer.states import EDITABLE, REVIEWING, UPLOADED, Changed, Status
 from webapp.importer.templates import TEMPLATES, template_csv, template_filename, template_xlsx
 from webapp.models import Import
 from webapp.ratelimit import limited, per_user
@@ -180,8 +180,6 @@ def template_download(slug: str, ext: str):
 
 # ---------------------------------------------------------------- step 2: uploaded
 
-DRAFT_STEPS = EDITABLE
-UPLOADED_STEPS = (DESCRIBING, *DRAFT_STEPS)  # a workbook still being read shows the Uploaded step, waiting
 WAITING = ("describing", "counting")  # what the Uploaded step polls for (flow.waiting)
 
 
@@ -203,7 +201,7 @@ def uploaded_step(upload: Import, status: int = 200, **context) -> Response:
 @owner_required
 def uploaded_get(import_id: int):
     """Step 2: the file's name, row count, recognized fields and unknown headers."""
-    upload, elsewhere = load(import_id, UPLOADED_STEPS)
+    upload, elsewhere = load(import_id, UPLOADED)
     return elsewhere or uploaded_step(upload)
 
 
@@ -236,7 +234,7 @@ def _redescribe(upload: Import, **choice) -> Response:
 @owner_required
 def sheet_post(import_id: int):
     """Use another sheet of the workbook."""
-    upload, elsewhere = shown(import_id, DRAFT_STEPS)
+    upload, elsewhere = shown(import_id, EDITABLE)
     if elsewhere:
         return elsewhere
     sheet = request.form.get("sheet", "")
@@ -249,7 +247,7 @@ def sheet_post(import_id: int):
 @owner_required
 def header_post(import_id: int):
     """Read the header row from the line the user names."""
-    upload, elsewhere = shown(import_id, DRAFT_STEPS)
+    upload, elsewhere = shown(import_id, EDITABLE)
     if elsewhere:
         return elsewhere
     line = request.form.get("header_line", type=int)
@@ -262,7 +260,7 @@ def header_post(import_id: int):
 @owner_required
 def remove_post(import_id: int):
     """Discard the upload and start again."""
-    upload, elsewhere = shown(import_id, UPLOADED_STEPS)
+    upload, elsewhere = shown(import_id, UPLOADED)
     if elsewhere:
         return elsewhere
     service.discard(upload)
@@ -356,7 +354,7 @@ def mapping_get(import_id: int):
 
 def load_mappable(import_id: int, loader=load) -> tuple[Import, Response | None]:
     """Like load() (or shown()), and back to step 2 while the file has no headers to map (a sheet to choose)."""
-    upload, elsewhere = loader(import_id, DRAFT_STEPS)
+    upload, elsewhere = loader(import_id, EDITABLE)
     if not elsewhere and (upload.file_error or not upload.headers):
         elsewhere = go_to(upload, "wizard.uploaded_get")
     return upload, elsewhere
@@ -410,9 +408,6 @@ def mapping_check_post(import_id: int):
 
 # ---------------------------------------------------------------- step 4: review
 
-REVIEW_STEPS = REVIEWING
-
-
 def review_step(upload: Import, status: int = 200, **context) -> Response:
     """Render step 4: the dry run's progress, its failure, or its counts with the consent form."""
     validated = upload.status == Status.VALIDATED
@@ -445,7 +440,7 @@ def review_counts_get(import_id: int):
 @owner_required
 def review_get(import_id: int):
     """Step 4: the dry run's progress, then its counts, grouped problems, a preview, opt-in boxes and the terms."""
-    upload, elsewhere = load(import_id, REVIEW_STEPS)
+    upload, elsewhere = load(import_id, REVIEWING)
     return elsewhere or review_step(upload)
 
 
